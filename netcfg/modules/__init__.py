@@ -1,0 +1,1 @@
+"""Plain `torch.nn` modules that sections build; importable without the cfg machinery."""

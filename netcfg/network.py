@@ -1,0 +1,67 @@
+"""Validated spec → `Network`: modules index-aligned with darknet's layer numbers, and a plan that
+keeps each output only until its last reader has run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .spec import NETWORK_INPUT, Spec
+
+
+def _release_plan(sources: Sequence[Sequence[int]], keep: set[int]) -> list[tuple[int, ...]]:
+    """For each step, the outputs no later step reads (and not in `keep`): free them after it."""
+    last_reader: dict[int, int] = {}
+    for step, srcs in enumerate(sources):
+        for s in srcs:
+            last_reader[s] = step
+    release: list[list[int]] = [[] for _ in sources]
+    for produced, step in last_reader.items():
+        if produced != NETWORK_INPUT and produced not in keep:
+            release[step].append(produced)
+    return [tuple(r) for r in release]
+
+
+class Network(nn.Module):
+    """A darknet-style network. `layers[i]` is darknet layer i.
+
+    `model(x)` returns the outputs of the output layers (`[yolo]`/`[region]`) as a list, else the
+    last layer's output; `model(x, return_layers=[i, j])` returns a dict of those layers' outputs.
+    """
+
+    def __init__(self, spec: Spec, layers: Sequence[nn.Module]):
+        super().__init__()
+        self.spec = spec
+        self.layers = nn.ModuleList(layers)
+        self._sources = tuple(layer.sources for layer in spec.layers)
+        self._outputs = spec.outputs
+        self._list_output = any(getattr(spec.layers[i].section, "is_output", False) for i in spec.outputs)
+        self._plans: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+
+    def _plan(self, keep: tuple[int, ...]) -> list[tuple[int, ...]]:
+        plan = self._plans.get(keep)
+        if plan is None:
+            plan = self._plans[keep] = _release_plan(self._sources, set(keep))
+        return plan
+
+    def forward(self, x: torch.Tensor, return_layers: Sequence[int] | None = None):
+        wanted = tuple(self._outputs if return_layers is None else (i % len(self.layers) for i in return_layers))
+        release = self._plan(wanted)
+        outs: dict[int, torch.Tensor] = {NETWORK_INPUT: x}
+        for i, layer in enumerate(self.layers):
+            outs[i] = layer(*[outs[s] for s in self._sources[i]])
+            for j in release[i]:
+                del outs[j]
+        if return_layers is not None:
+            return {i: outs[j] for i, j in zip(return_layers, wanted)}
+        if self._list_output:
+            return [outs[i] for i in self._outputs]
+        return outs[self._outputs[-1]] if len(self._outputs) == 1 else [outs[i] for i in self._outputs]
+
+
+def build_network(spec: Spec) -> Network:
+    """Instantiate every layer's module from the spec."""
+    modules = [layer.section.layer(list(layer.input_shapes), spec.context(layer)).instantiate() for layer in spec.layers]
+    return Network(spec, modules)

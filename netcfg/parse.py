@@ -1,0 +1,121 @@
+"""Text → raw sections: the lark grammar, with line and column kept on every section and key."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from functools import cache
+
+from lark import Lark, Token, Transformer, UnexpectedInput
+
+from .errors import CfgError, CfgItem, CfgWarning
+from .resources import resource_dir
+
+
+@dataclass(frozen=True)
+class RawOption:
+    key: str
+    value: str
+    line: int
+    column: int
+
+
+@dataclass
+class RawSection:
+    """A `[name]` header and its options; `options` holds the first occurrence of each key."""
+
+    name: str
+    line: int
+    column: int
+    file: str
+    options: dict[str, RawOption] = field(default_factory=dict)
+
+    def where(self, key: str | None = None) -> tuple[int, int]:
+        """Line and column of a key, or of the header when the key is absent."""
+        opt = self.options.get(key) if key else None
+        return (opt.line, opt.column) if opt else (self.line, self.column)
+
+
+class _ToEntries(Transformer):
+    """Turns parse-tree nodes into (kind, token, value) tuples as the parser reduces them."""
+
+    def header(self, children: list[Token]):
+        (name,) = children
+        return ("header", name, "".join(name.split()))
+
+    def option(self, children: list[Token]):
+        key = children[0]
+        value = children[1] if len(children) > 1 else ""
+        return ("option", key, "".join(key.split()), "".join(str(value).split()))
+
+    def start(self, children):
+        return children
+
+
+@cache
+def _parser() -> Lark:
+    grammar = (resource_dir("grammars") / "darknet.lark").read_text()
+    return Lark(grammar, parser="lalr", transformer=_ToEntries(), propagate_positions=False)
+
+
+def decode(data: bytes | str, file: str) -> str:
+    """Cfg bytes → text; a BOM is dropped and binary junk is refused with a CfgError."""
+    if isinstance(data, str):
+        text = data
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise CfgError([CfgItem("not UTF-8 text (binary file?)", file, line, 1)]) from None
+    text = text.removeprefix("\ufeff")
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise CfgError([CfgItem("NUL byte in cfg text (binary file?)", file, line, 1)])
+    return text
+
+
+def _syntax_items(text: str, file: str) -> list[CfgItem]:
+    """Every line the grammar rejects, one item per line, found by re-parsing line by line."""
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            _parser().parse(line)
+        except UnexpectedInput as exc:
+            hint = "expected `key=value`, a `[section]` header or a comment"
+            items.append(CfgItem(f"cannot parse {line.strip()!r}: {hint}", file, number, exc.column))
+    return items
+
+
+def parse_sections(data: bytes | str, file: str = "<cfg>") -> list[RawSection]:
+    """Parse cfg text into raw sections. Options before any header are an error."""
+    text = decode(data, file)
+    try:
+        entries = _parser().parse(text)
+    except UnexpectedInput:
+        raise CfgError(_syntax_items(text, file)) from None
+    sections: list[RawSection] = []
+    items: list[CfgItem] = []
+    for entry in entries:
+        if entry[0] == "header":
+            _, tok, name = entry
+            sections.append(RawSection(name, tok.line, tok.column - 1, file))
+            continue
+        _, tok, key, value = entry
+        if not sections:
+            items.append(CfgItem("option before any [section] header", file, tok.line, tok.column, key=key))
+            continue
+        section = sections[-1]
+        first = section.options.get(key)
+        if first is not None:
+            warnings.warn(
+                f"{file}:{tok.line}: [{section.name}] key {key!r} repeats line {first.line}; "
+                f"the first value ({first.value!r}) is used, as in darknet",
+                CfgWarning,
+                stacklevel=2,
+            )
+            continue
+        section.options[key] = RawOption(key, value, tok.line, tok.column)
+    if items:
+        raise CfgError(items)
+    return sections
