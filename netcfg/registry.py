@@ -96,6 +96,11 @@ class Section(BaseModel):
         """The module that computes this section."""
         raise NotImplementedError(f"[{self.type_name}] has no module factory")
 
+    def bflops(self, shapes: list[Shape], output: Shape) -> float | None:
+        """Billions of floating-point operations for one image, when the generic count
+        (2 × multiply-adds of every Conv2d and Linear inside the module) is not right."""
+        return None
+
 
 @dataclass(frozen=True)
 class SectionType:

@@ -54,10 +54,6 @@ class LayerSpec:
     input_shapes: tuple[Shape, ...]
     shape: Shape
 
-    @property
-    def context(self) -> Context:
-        return Context(self.index, None, list(self.input_shapes))
-
 
 @dataclass(frozen=True)
 class Spec:
@@ -104,6 +100,9 @@ def _literal_words(expected: str) -> set[str]:
 def validate_section(raw: RawSection, index: int | None, errors: _Collector) -> Section | None:
     """One raw section → its pydantic model, or None after recording why not."""
     entry = lookup(raw.name)
+    if index is not None and raw.name in NET_NAMES:
+        errors.add(raw, index, f"[{raw.name}] may only be the first section")
+        return None
     if entry is None:
         if raw.name in REFUSED:
             errors.add(raw, index, f"[{raw.name}] is refused: {REFUSED[raw.name]}")
