@@ -63,5 +63,7 @@ class Network(nn.Module):
 
 def build_network(spec: Spec) -> Network:
     """Instantiate every layer's module from the spec."""
-    modules = [layer.section.layer(list(layer.input_shapes), spec.context(layer)).instantiate() for layer in spec.layers]
+    modules = [
+        layer.section.layer(list(layer.input_shapes), spec.context(layer)).instantiate() for layer in spec.layers
+    ]
     return Network(spec, modules)
