@@ -37,7 +37,7 @@ class Network(nn.Module):
         self.layers = nn.ModuleList(layers)
         self._sources = tuple(layer.sources for layer in spec.layers)
         self._outputs = spec.outputs
-        self._list_output = any(getattr(spec.layers[i].section, "is_output", False) for i in spec.outputs)
+        self._list_output = any(spec.layers[i].section.is_output for i in spec.outputs)
         self._plans: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
 
     def _plan(self, keep: tuple[int, ...]) -> list[tuple[int, ...]]:

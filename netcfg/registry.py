@@ -18,6 +18,9 @@ from torch import nn
 
 from .types import PREVIOUS, Ref, Shape
 
+#: The `[net]` header that every section's `example` follows.
+EXAMPLE_NET = "[net]\nwidth=32\nheight=32\nchannels=8\n"
+
 #: Keys darknet reads for every layer that only matter to training; accepted and kept.
 TRAINING_KEYS = frozenset(
     {
@@ -76,6 +79,11 @@ class Section(BaseModel):
     type_name: ClassVar[str] = ""
     #: Family for `netcfg list` and the reference (darknet, attention, context, conv, backbone, ...).
     family: ClassVar[str] = "user"
+    #: A small cfg fragment using this section, placed after `EXAMPLE_NET`: documents it and lets the
+    #: registry-wide tests build, run and convert every section type.
+    example: ClassVar[str] = ""
+    #: Whether this layer's output is a network output (`[yolo]`, `[region]`).
+    is_output: ClassVar[bool] = False
 
     _extras: dict[str, str] = PrivateAttr(default_factory=dict)
 

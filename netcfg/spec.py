@@ -159,7 +159,7 @@ def build_spec(raws: list[RawSection], file: str = "<cfg>", net_overrides: dict 
     layers = _infer_shapes(net, sections, layer_raws, errors) if net is not None else []
     if errors.items:
         raise CfgError(errors.items)
-    outputs = tuple(layer.index for layer in layers if getattr(layer.section, "is_output", False))
+    outputs = tuple(layer.index for layer in layers if layer.section.is_output)
     return Spec(file, net, tuple(layers), outputs or (len(layers) - 1,))
 
 

@@ -40,6 +40,10 @@ class Net(Section):
 class Convolutional(Section):
     """`[convolutional]`: conv + optional batch norm + activation."""
 
+    example: ClassVar[str] = (
+        "[convolutional]\nfilters=16\nsize=3\nstride=2\npad=1\nbatch_normalize=1\nactivation=leaky\n"
+    )
+
     ignored_keys: ClassVar[frozenset[str]] = frozenset(
         "flipped dot angle grad_centr reverse stream wait_stream binary xnor bin_output "
         "assisted_excitation share_index cbn sway rotate stretch stretch_sway coordconv".split()
@@ -108,6 +112,10 @@ class Convolutional(Section):
 class RouteSection(Section):
     """`[route]`: concatenate layers (each sliced to channel group `group_id` of `groups`)."""
 
+    example: ClassVar[str] = (
+        "[convolutional]\nfilters=4\nsize=1\n[convolutional]\nfilters=6\nsize=1\n[route]\nlayers=-1,-2\n"
+    )
+
     ignored_keys: ClassVar[frozenset[str]] = frozenset({"stream", "wait_stream"})
 
     layers: Refs = Field(min_length=1)
@@ -140,6 +148,10 @@ class RouteSection(Section):
 @register("shortcut", family="darknet")
 class ShortcutSection(Section):
     """`[shortcut]`: residual sum with the `from` layers (channels added where they overlap)."""
+
+    example: ClassVar[str] = (
+        "[convolutional]\nfilters=8\nsize=1\n[convolutional]\nfilters=8\nsize=3\npad=1\n[shortcut]\nfrom=-2\nactivation=leaky\n"
+    )
 
     ignored_keys: ClassVar[frozenset[str]] = frozenset({"stream", "wait_stream"})
 
@@ -177,6 +189,8 @@ class ShortcutSection(Section):
 class MaxPoolSection(Section):
     """`[maxpool]`: max pooling with darknet's padding (default size−1, split left/top first)."""
 
+    example: ClassVar[str] = "[maxpool]\nsize=3\nstride=2\n"
+
     ignored_keys: ClassVar[frozenset[str]] = frozenset({"maxpool_zero_nonmax"})
 
     stride: int = Field(1, gt=0)
@@ -211,6 +225,8 @@ class MaxPoolSection(Section):
 class UpsampleSection(Section):
     """`[upsample]`: nearest-neighbour upsampling by `stride`, output multiplied by `scale`."""
 
+    example: ClassVar[str] = "[upsample]\nstride=2\n"
+
     ignored_keys: ClassVar[frozenset[str]] = frozenset({"stream", "wait_stream"})
 
     stride: int = 2
@@ -235,6 +251,10 @@ YOLO_TRAINING_KEYS = frozenset(
 @register("yolo", family="darknet")
 class YoloSection(Section):
     """`[yolo]`: decodes the previous layer's predictions for the anchors picked by `mask`."""
+
+    example: ClassVar[str] = (
+        "[convolutional]\nfilters=21\nsize=1\nactivation=linear\n[yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 12,10, 20,20\nnum=4\nclasses=2\n"
+    )
 
     ignored_keys: ClassVar[frozenset[str]] = YOLO_TRAINING_KEYS
     is_output: ClassVar[bool] = True
