@@ -253,7 +253,8 @@ class YoloSection(Section):
     """`[yolo]`: decodes the previous layer's predictions for the anchors picked by `mask`."""
 
     example: ClassVar[str] = (
-        "[convolutional]\nfilters=21\nsize=1\nactivation=linear\n[yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 12,10, 20,20\nnum=4\nclasses=2\n"
+        "[convolutional]\nfilters=21\nsize=1\nactivation=linear\n"
+        "[yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 12,10, 20,20\nnum=4\nclasses=2\n"
     )
 
     ignored_keys: ClassVar[frozenset[str]] = YOLO_TRAINING_KEYS
