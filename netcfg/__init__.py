@@ -1,6 +1,7 @@
 """netcfg: darknet-style `.cfg` files → PyTorch networks."""
 
 from .api import build, parse
+from .codegen import to_python
 from .errors import CfgError, CfgItem, CfgWarning, NetcfgError, WeightsError
 from .network import Network
 from .registry import Context, LayerCall, Section, SpecError, register
@@ -21,4 +22,5 @@ __all__ = [
     "build",
     "parse",
     "register",
+    "to_python",
 ]

@@ -40,7 +40,7 @@ from typing import Any
 from torch import nn
 
 from .api import CfgSource, parse
-from .errors import CfgError
+from .errors import CfgError, CfgItem
 from .modules.darknet import Route, Shortcut
 from .registry import LayerCall
 from .spec import NETWORK_INPUT, LayerSpec, Spec
@@ -129,7 +129,7 @@ def literal(value: Any) -> str:
 
 def _identifier(text: str, fallback: str) -> str:
     """`text` as a Python identifier (ASCII letters, digits, underscores), or `fallback` if nothing is left."""
-    name = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_")[:_MAX_LABEL].rstrip("_")
+    name = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:_MAX_LABEL].rstrip("_")
     if not name:
         return fallback
     if name[0].isdigit():
@@ -296,7 +296,7 @@ def _statement(layer: _Layer, args: list[str]) -> list[str]:
     rule = _INLINE.get(layer.call.cls)
     node = rule(layer.call.kwargs, args) if rule else None
     if node == "x":
-        return []
+        return [f"{INDENT * 2}# {layer.index}: [{_inert(layer.spec.section.type_name, 40)}] passes x through"]
     if node is not None:
         lines = _lines(node, 2, "x = ")
         if all(len(line) <= LINE_LENGTH for line in lines):
@@ -755,11 +755,28 @@ def _class_lines(
         f"{INDENT * 2}self.layers = nn.ModuleList(",
         f"{INDENT * 3}[",
     ]
-    for layer in layers:
-        out.append(f"{INDENT * 4}# {_layer_comment(layer.spec)}")
-        out += _lines(_call_node(layer.call, names[layer.call.cls]), 4, trail=",")
+    out += _layer_entries(layers, names)
     out += [f"{INDENT * 3}]", f"{INDENT * 2})", ""]
     out += [f"{INDENT}def forward(self, x: torch.Tensor) -> {returns}:", *forward]
+    return out
+
+
+def _layer_entries(layers: list[_Layer], names: dict[type, str]) -> list[str]:
+    """Each layer's comment and constructor call; a value that cannot be printed is a CfgError at its layer."""
+    out: list[str] = []
+    items: list[CfgItem] = []
+    for layer in layers:
+        try:
+            call = _call_node(layer.call, names[layer.call.cls])
+        except (TypeError, ValueError) as exc:
+            raw = layer.spec.raw
+            items.append(
+                CfgItem(f"cannot write as Python: {exc}", raw.file, raw.line, raw.column, layer.index, raw.name)
+            )
+            continue
+        out += [f"{INDENT * 4}# {_layer_comment(layer.spec)}", *_lines(call, 4, trail=",")]
+    if items:
+        raise CfgError(items)
     return out
 
 
