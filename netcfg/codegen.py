@@ -8,10 +8,12 @@ Design:
   comment naming its index, section type (and `name=` label) and cfg line. That keeps the
   `state_dict()` keys (`layers.<i>.…`) identical to `netcfg.build(cfg)`'s with no key mapping, so
   weights move either way with `load_state_dict`; named attributes would need a mapping layer.
-- `forward` is straight-line code. A layer's output is `x` when only the next layer reads it, else a
-  variable named after the layer (`<type>_<index>` or its sanitised `name=` label) that is deleted
-  after its last reader, as `Network`'s release plan does. Plain `[route]`s and `[shortcut]`s are
-  written as `torch.cat` and `+` (`_INLINE`); their modules still hold their index in `layers`.
+- `forward` is straight-line code. `x` always holds the latest layer's output; an output read by a
+  later layer (not only the next) or returned is also bound to a variable named after the layer
+  (`<type>_<index>`, or its sanitised `name=` label) and deleted after its last reader, as
+  `Network`'s release plan does, so only live tensors are kept. Plain `[route]`s and `[shortcut]`s
+  are written as `torch.cat` and `+` (`_INLINE`); their modules still hold their index in `layers`,
+  so every index (parameter-free or not) keeps its darknet number.
 - `standalone=True` inlines the source of every module class used and, transitively, every
   module-level name it refers to in its package (functions, classes, constants), so the file needs
   only torch.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import importlib.util
 import inspect
 import keyword
 import math
@@ -176,6 +179,8 @@ def _label(layer: LayerSpec) -> str | None:
 
 @dataclass(frozen=True)
 class _Layer:
+    """A validated layer and the module call that builds it."""
+
     spec: LayerSpec
     call: LayerCall
 
@@ -276,6 +281,7 @@ def _forward_lines(layers: Sequence[_Layer], spec: Spec, taken: set[str]) -> tup
     outputs = spec.outputs
     saved = _saved_names(layers, outputs, taken)
     last_reader = {source: layer.index for layer in layers for source in layer.spec.sources}
+    returned = {saved[o] for o in outputs if o in saved}
     body: list[str] = []
     for layer in layers:
         i = layer.index
@@ -284,7 +290,7 @@ def _forward_lines(layers: Sequence[_Layer], spec: Spec, taken: set[str]) -> tup
         if i in saved:
             body.append(f"{INDENT * 2}{saved[i]} = x")
         dead = [saved[s] for s in dict.fromkeys(layer.spec.sources) if s in saved and last_reader[s] == i]
-        body += _del_lines([name for name in dead if name not in {saved.get(o) for o in outputs}])
+        body += _del_lines([name for name in dead if name not in returned])
     results = tuple(saved.get(i, "x") for i in outputs)
     if any(spec.layers[i].section.is_output for i in outputs) or len(outputs) != 1:
         return [*body, *_lines(_Group("[", results, "]"), 2, "return ")], "list[torch.Tensor]"
@@ -377,14 +383,6 @@ def _section_of(module: str) -> str:
     if top == "netcfg":
         return "first"
     return "stdlib" if top in sys.stdlib_module_names else "third"
-
-
-@dataclass(frozen=True)
-class _Unit:
-    """One top-level statement of a module that gets inlined."""
-
-    module: str
-    stmt: ast.stmt
 
 
 @dataclass
@@ -575,8 +573,7 @@ class _Inliner:
             row = lineno - start
             lines[row] = lines[row][:begin] + new + lines[row][end:]
         for node in _inlined_local_imports(stmt, self, src.module.__package__ or ""):
-            for lineno in range(node.lineno, node.end_lineno + 1):
-                lines[lineno - start] = b""
+            _drop_lines(lines, node.lineno - start, node.end_lineno - start)
         return b"".join(lines).decode().rstrip() + "\n"
 
     def import_lines(self, imports: _Imports) -> None:
@@ -590,6 +587,15 @@ class _Inliner:
             else:
                 target, attr, _ = _bindings(stmt, _source(module).module.__package__ or "")[name]
                 imports.add_from(target, attr or name, name)
+
+
+def _drop_lines(lines: list[bytes], first: int, last: int) -> None:
+    """Blank out rows first..last, and the blank row after them when they opened a block."""
+    for row in range(first, last + 1):
+        lines[row] = b""
+    before = next((line for line in reversed(lines[:first]) if line.strip()), b"")
+    if last + 1 < len(lines) and not lines[last + 1].strip() and before.rstrip().endswith(b":"):
+        lines[last + 1] = b""
 
 
 def _position(ref: _Ref) -> tuple[str, int]:
@@ -733,8 +739,13 @@ def _inline_classes(classes: list[type], imports: _Imports) -> _Namespace:
     return _Namespace(names, definitions, {"annotations", *names.values(), *inliner.final.values(), *inliner.externals})
 
 
+def _cfg_name(file: str) -> str:
+    """The cfg's file name, made safe for comments and docstrings."""
+    return _inert(Path(file).name if file != "<cfg>" else "cfg text", 60)
+
+
 def _header(spec: Spec) -> list[str]:
-    source = _inert(Path(spec.file).name if spec.file != "<cfg>" else "cfg text", 60)
+    source = _cfg_name(spec.file)
     c, h, w = spec.input_shape
     return [
         f"# Generated by netcfg from {source} (input {c}x{h}x{w}).",
@@ -745,10 +756,9 @@ def _header(spec: Spec) -> list[str]:
 def _class_lines(
     spec: Spec, layers: list[_Layer], names: dict[type, str], class_name: str, forward: list[str], returns: str
 ) -> list[str]:
-    source = _inert(Path(spec.file).name if spec.file != "<cfg>" else "cfg text", 60)
     out = [
         f"class {class_name}(nn.Module):",
-        f'{INDENT}"""The network of {source}, one module per darknet layer."""',
+        f'{INDENT}"""The network of {_cfg_name(spec.file)}, one module per darknet layer."""',
         "",
         f"{INDENT}def __init__(self) -> None:",
         f"{INDENT * 2}super().__init__()",
