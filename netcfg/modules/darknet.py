@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import activation
+from .common import fuse_conv_bn
 
 
 class DarknetConv(nn.Module):
@@ -46,6 +47,13 @@ class DarknetConv(nn.Module):
         if self.bn is not None:
             x = self.bn(x)
         return self.act(x)
+
+    def fuse(self) -> DarknetConv:
+        """Fold the batch norm into the convolution for inference, in place; returns self."""
+        if self.bn is not None:
+            self.conv = fuse_conv_bn(self.conv, self.bn)
+            self.bn = None
+        return self
 
     def darknet_tensors(self) -> list[torch.Tensor]:
         if self.bn is None:
