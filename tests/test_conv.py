@@ -617,3 +617,19 @@ def test_bad_values_are_cfg_errors_at_their_line(body, line, key):
         build(body)
     (item,) = exc.value.items
     assert item.line == line and item.key == key, item
+
+
+# ---------------------------------------------------------------- BFLOPs of blocks the generic count misses
+
+
+def test_bflops_of_functional_convolutions():
+    spec = netcfg.parse(
+        "[net]\nwidth=8\nheight=8\nchannels=4\n"
+        "[refconv]\nfilters=6\nsize=3\npad=1\ngroups=2\n"
+        "[dcn]\nfilters=4\nsize=3\npad=1\nstride=2\ndeformable_groups=2\n"
+        "[blurpool]\nfilt_size=5\n"
+    )
+    refconv, dcn, blurpool = (layer.section.bflops(list(layer.input_shapes), layer.shape) for layer in spec.layers)
+    assert refconv == pytest.approx(2 * 6 * 2 * 9 * 64 / 1e9)
+    assert dcn == pytest.approx(2 * (4 * 6 * 9 + 2 * 9 * 3 * 6 * 9) * 16 / 1e9)  # weights + offset/mask conv
+    assert blurpool == pytest.approx(2 * 4 * 25 * 4 / 1e9)
