@@ -230,3 +230,11 @@ def test_fusing_twice_equals_fusing_once(cfg):
     assert str(model) == structure
     for a, b in zip(once, twice):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_fusing_darknet_yolov3_tiny(shared_cfgs):
+    model = prepare(netcfg.build(shared_cfgs / "yolov3-tiny.cfg", width=64, height=64))
+    x = torch.rand(1, 3, 64, 64)
+    before = outputs(model, x)
+    assert_same_outputs(before, outputs(model.fuse(), x))
+    assert_no_batch_norm(model)
