@@ -69,7 +69,10 @@ class SEBSection(Section):
     """`[seb]`: ExFuse semantic embedding branch, `layers=high,low` where the high level has half the
     low level's height and width; output `filters` channels at the low level's size."""
 
-    example: ClassVar[str] = "[convolutional]\nfilters=16\nsize=3\nstride=2\npad=1\n[seb]\nlayers=-1,-2\nfilters=6\n"
+    example: ClassVar[str] = (
+        "[convolutional]\nfilters=4\nsize=1\n"
+        "[convolutional]\nfilters=16\nsize=3\nstride=2\npad=1\n[seb]\nlayers=-1,-2\nfilters=6\n"
+    )
 
     layers: Refs = Field(min_length=2, max_length=2)
     filters: int = Field(gt=0)
