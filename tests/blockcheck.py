@@ -15,6 +15,29 @@ from torch import nn
 import netcfg
 
 NET = "[net]\nwidth={w}\nheight={h}\nchannels={c}\n"
+#: The SPP block of darknet's yolov3-spp.cfg, after the layer it pools.
+DARKNET_SPP = """[maxpool]
+stride=1
+size=5
+
+[route]
+layers=-2
+
+[maxpool]
+stride=1
+size=9
+
+[route]
+layers=-4
+
+[maxpool]
+stride=1
+size=13
+
+[route]
+layers=-1,-3,-5,-6
+"""
+
 Act = Callable[[torch.Tensor], torch.Tensor] | None
 
 

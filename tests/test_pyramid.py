@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from blockcheck import (
+    DARKNET_SPP,
     adaptive_avg,
     assert_every_parameter_gets_gradient,
     bilinear_aligned,
@@ -17,28 +18,6 @@ from blockcheck import (
 import netcfg
 
 HEAD = "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n"
-
-DARKNET_SPP = """[maxpool]
-stride=1
-size=5
-
-[route]
-layers=-2
-
-[maxpool]
-stride=1
-size=9
-
-[route]
-layers=-4
-
-[maxpool]
-stride=1
-size=13
-
-[route]
-layers=-1,-3,-5,-6
-"""
 
 
 def expansion(sizes: tuple[int, ...]) -> str:
