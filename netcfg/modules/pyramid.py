@@ -34,17 +34,17 @@ class SPP(nn.Module):
         super().__init__()
         self.sizes = tuple(sizes)
         self.fast = fast
-        ascending = sorted(set(self.sizes))
-        self.chain = tuple(s - prev + 1 for prev, s in zip([1, *ascending], ascending))
+        self.ascending = tuple(sorted(set(self.sizes)))
+        self.chain = tuple(s - prev + 1 for prev, s in zip((1, *self.ascending), self.ascending))
 
     def _pools(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Each distinct size's pooled map; chained, the k-th step reaches the k-th smallest size."""
         if not self.fast:
-            return {s: spp_max_pool(x, s) for s in set(self.sizes)}
-        pooled, reach = {}, 1
-        for step in self.chain:
+            return {s: spp_max_pool(x, s) for s in self.ascending}
+        pooled = {}
+        for size, step in zip(self.ascending, self.chain):
             x = spp_max_pool(x, step)
-            reach += step - 1
-            pooled[reach] = x
+            pooled[size] = x
         return pooled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
