@@ -106,11 +106,12 @@ class _ContextTransform(nn.Sequential):
 class GlobalContext(nn.Module):
     """GCNet block (Cao et al. 2019): a global context vector (softmax attention pooling or average),
     transformed, then fused by multiplying x by σ(·) and/or adding it. The transforms' last convs start
-    at zero (as GCNet), so a fresh `add` block is the identity and a fresh `mul` one halves x."""
+    at zero (as GCNet), so a fresh `add` block is the identity and a fresh `mul` one halves x. The
+    attention-pooling mask has no bias: the softmax would cancel it."""
 
     def __init__(self, channels: int, hidden: int, pooling: str = "att", fusion: tuple[str, ...] = ("add",)):
         super().__init__()
-        self.mask = nn.Conv2d(channels, 1, 1) if pooling == "att" else None
+        self.mask = nn.Conv2d(channels, 1, 1, bias=False) if pooling == "att" else None
         self.mul = _ContextTransform(channels, hidden) if "mul" in fusion else None
         self.add = _ContextTransform(channels, hidden) if "add" in fusion else None
 
@@ -132,17 +133,19 @@ class GlobalContext(nn.Module):
 class NonLocal(nn.Module):
     """Non-local block (Wang et al. 2018): z = x + W(Σ_j f(x_i, x_j) g(x_j)), f one of
     embedded_gaussian softmax(θᵀφ), gaussian softmax(xᵀx), dot θᵀφ/N, concat ReLU(w·[θ; φ])/N.
-    φ and g are max-pooled by 2 when `sub_sample`; W (+ BN) starts at zero: a fresh block is the identity."""
+    φ and g are max-pooled by 2 when `sub_sample`; W (+ BN) starts at zero: a fresh block is the identity.
+    φ has no bias in embedded_gaussian mode, where the softmax over j would cancel it."""
 
     def __init__(
         self, channels: int, inter: int, mode: str = "embedded_gaussian", sub_sample: bool = True, bn: bool = True
     ):
         super().__init__()
         self.mode = mode
+        self.inter = inter
         self.sub_sample = sub_sample
         embedded = mode != "gaussian"
         self.theta = nn.Conv2d(channels, inter, 1) if embedded else None
-        self.phi = nn.Conv2d(channels, inter, 1) if embedded else None
+        self.phi = nn.Conv2d(channels, inter, 1, bias=mode in ("dot", "concat")) if embedded else None
         self.g = nn.Conv2d(channels, inter, 1)
         self.concat = nn.Conv2d(2 * inter, 1, 1, bias=False) if mode == "concat" else None
         self.out = ConvBNAct(inter, channels, 1, bn=bn, act="linear")
@@ -153,7 +156,7 @@ class NonLocal(nn.Module):
     def _pairwise(self, theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
         """f(x_i, x_j) as a (B, N, M) matrix from θ (B, k, H, W) and φ (B, k, H', W')."""
         if self.concat is not None:
-            w_theta, w_phi = self.concat.weight.split(theta.shape[1], dim=1)
+            w_theta, w_phi = self.concat.weight.split(self.inter, dim=1)
             rows = F.conv2d(theta, w_theta).flatten(2).transpose(1, 2)
             cols = F.conv2d(phi, w_phi).flatten(2)
             return F.relu(rows + cols) / cols.shape[-1]
@@ -176,13 +179,14 @@ class NonLocal(nn.Module):
 class CrissCross(nn.Module):
     """CCNet criss-cross attention (Huang et al. 2019), applied `recurrence` times with shared weights:
     each position attends (one softmax) over its column and its row, the centre counted once (in the
-    row); x + γ·out with γ starting at zero, so a fresh block is the identity."""
+    row); x + γ·out with γ starting at zero, so a fresh block is the identity. The key conv has no
+    bias: the softmax would cancel it."""
 
     def __init__(self, channels: int, query_channels: int, recurrence: int = 2):
         super().__init__()
         self.recurrence = recurrence
         self.query = nn.Conv2d(channels, query_channels, 1)
-        self.key = nn.Conv2d(channels, query_channels, 1)
+        self.key = nn.Conv2d(channels, query_channels, 1, bias=False)
         self.value = nn.Conv2d(channels, channels, 1)
         self.gamma = nn.Parameter(torch.zeros(1))
 
@@ -345,7 +349,8 @@ class FANBlock(nn.Module):
     """A FAN block (Zhou et al. 2022) on the H·W tokens of a feature map, pre-norm and residual:
     t += proj(MHSA(LN(t))); then with u = LN(t), t += a ⊙ LN_v(MLP(u)), the attentional channel
     processing: per head, a_c = τ_head · σ(Σ_n softmax_n(q)[n, c] · mean_c' softmax_n(u)[n, c']),
-    q = Linear(u), MLP = Linear → GELU → Linear (C·mlp_ratio hidden), no projection after it."""
+    q = Linear(u) without bias (the softmax over tokens would cancel it), MLP = Linear → GELU →
+    Linear (C·mlp_ratio hidden), no projection after it."""
 
     def __init__(self, channels: int, heads: int = 8, hidden: int = 32):
         super().__init__()
@@ -354,7 +359,7 @@ class FANBlock(nn.Module):
         self.qkv = nn.Linear(channels, 3 * channels)
         self.proj = nn.Linear(channels, channels)
         self.norm2 = nn.LayerNorm(channels)
-        self.q = nn.Linear(channels, channels)
+        self.q = nn.Linear(channels, channels, bias=False)
         self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
         self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels))
         self.norm_v = nn.LayerNorm(channels)

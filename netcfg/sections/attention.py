@@ -314,7 +314,8 @@ class Splat(Section):
         c, h, w = shapes[0]
         g, r = self.groups, self.radix
         if c % (g * r):
-            raise SpecError(f"groups·radix = {g}·{r} must divide the input channels {c}", "groups")
+            key = "groups" if c % g else "radix"
+            raise SpecError(f"groups·radix = {g}·{r} must divide the input channels {c}", key)
         if self.filters % g or self._inter(c) % g:
             raise SpecError(
                 f"groups={g} must divide filters={self.filters} and the inter width {self._inter(c)}", "groups"
