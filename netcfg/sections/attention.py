@@ -418,7 +418,7 @@ class FAN(Section):
     example: ClassVar[str] = "[fan]\nheads=2\nmlp_ratio=2\n"
 
     heads: int = Field(8, gt=0)
-    mlp_ratio: float = Field(4, gt=0)
+    mlp_ratio: float = Field(4.0, gt=0)
 
     def _hidden(self, channels: int) -> int:
         return max(1, int(channels * self.mlp_ratio))
