@@ -1,4 +1,3 @@
 """Every built-in section type. Importing a family module registers its sections."""
 
-from . import darknet  # noqa: F401  (first: the darknet sections, in darknet's order)
-from . import context, conv, fusion, pyramid, transform  # noqa: F401
+from . import attention, context, conv, darknet, fusion, pyramid, transform  # noqa: F401
