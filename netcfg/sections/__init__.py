@@ -1,3 +1,6 @@
 """Every built-in section type. Importing a family module registers its sections."""
 
-from . import darknet  # noqa: F401
+from . import (
+    backbone,  # noqa: F401
+    darknet,  # noqa: F401
+)
