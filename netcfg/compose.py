@@ -97,10 +97,10 @@ def _expand_into(
         if raw.name == INCLUDE:
             _include(raw, repeat, label, scope, chain, out, errors)
             continue
-        plain = _without(raw, {"name", "repeat"})
+        plain = without_keys(raw, {"name", "repeat"})
         copy = _stride_one(plain) if repeat > 1 else plain
         out.extend(Placed(plain if i == 0 else copy, scope) for i in range(repeat))
-        if label is not None and repeat > 0:
+        if label is not None:
             _define(scope, label, len(out) - 1, raw, errors)
 
 
@@ -139,19 +139,21 @@ def _include(
     for _ in range(repeat):
         inner = Scope(name, len(out), included=True)
         _expand_into(layers, inner, [*chain, (name, identity)], out, errors)
-    if repeat > 0:
-        _define(scope, qualifier, len(out) - 1, raw, errors)
+    if _define(scope, qualifier, len(out) - 1, raw, errors):
         for inner_label, index in inner.labels.items():
             _define(scope, f"{qualifier}.{inner_label}", index, raw, errors)
 
 
-def _define(scope: Scope, label: str, index: int, raw: RawSection, errors: _Collector) -> None:
+def _define(scope: Scope, label: str, index: int, raw: RawSection, errors: _Collector) -> bool:
+    """Record a label in its file's scope; False (after an error) when the file already uses it."""
     first = scope.defined_at.get(label)
     if first is not None:
-        errors.add(raw, index, f"duplicate label {label!r} (first defined at line {first})", "name")
-        return
+        hint = "" if "name" in raw.options else "; give the [include] a name="
+        errors.add(raw, index, f"duplicate label {label!r} (first defined at line {first}){hint}", "name")
+        return False
     scope.labels[label] = index
     scope.defined_at[label] = raw.where("name")[0]
+    return True
 
 
 def _repeat(raw: RawSection, errors: _Collector) -> int:
@@ -164,7 +166,7 @@ def _repeat(raw: RawSection, errors: _Collector) -> int:
         value = 0
     if value < 1:
         errors.add(raw, None, f"repeat={option.value!r} must be an integer ≥ 1", "repeat")
-        return 0
+        return 1
     return value
 
 
@@ -180,7 +182,7 @@ def _label(raw: RawSection, errors: _Collector) -> str | None:
     return option.value
 
 
-def _without(raw: RawSection, keys: set[str]) -> RawSection:
+def without_keys(raw: RawSection, keys: set[str]) -> RawSection:
     options = {k: o for k, o in raw.options.items() if k not in keys}
     return RawSection(raw.name, raw.line, raw.column, raw.file, options)
 
@@ -190,7 +192,7 @@ def _stride_one(raw: RawSection) -> RawSection:
     entry = lookup(raw.name)
     if entry is None or "stride" not in entry.model.model_fields:
         return raw
-    copy = _without(raw, {"stride", "stride_x", "stride_y"})
+    copy = without_keys(raw, {"stride", "stride_x", "stride_y"})
     line, column = raw.where("stride")
     copy.options["stride"] = RawOption("stride", "1", line, column)
     return copy

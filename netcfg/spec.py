@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter, ValidationError
 
-from .compose import NET_NAMES, NETWORK_INPUT, Placed, Scope, expand
+from .compose import NET_NAMES, NETWORK_INPUT, Placed, Scope, expand, without_keys
 from .errors import CfgError, CfgItem
 from .parse import RawOption, RawSection
 from .registry import (
@@ -152,8 +152,8 @@ def build_spec(raws: list[RawSection], file: str = "<cfg>", net_overrides: dict 
         errors.add(net_raw, None, f"the first section must be [net], not [{net_raw.name}]")
         raise CfgError(errors.items)
     net_raw = _with_overrides(net_raw, net_overrides or {})
-    outputs_option = net_raw.options.pop(OUTPUTS_KEY, None)
-    net = validate_section(net_raw, None, errors)
+    outputs_option = net_raw.options.get(OUTPUTS_KEY)
+    net = validate_section(without_keys(net_raw, {OUTPUTS_KEY}), None, errors)
     placed, top = expand(layer_raws, file, errors)
     if not placed:
         errors.add(net_raw, None, "the cfg has no layers after [net]")
