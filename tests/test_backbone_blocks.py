@@ -1,5 +1,5 @@
 """[bottleneck], [basicblock], [inception], [resize], [adaptive_avgpool] against reference modules
-written here in torchvision's / the papers' layout, with the weights copied across."""
+(torchvision's layout from torchvision_refs.py, or written here from the paper) with copied weights."""
 
 import math
 
@@ -7,69 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision_refs import BasicBlock as RefBasicBlock
+from torchvision_refs import Bottleneck as RefBottleneck
+from torchvision_refs import randomize_batchnorm
 
 import netcfg
 
 
 def _net(width: int, height: int, channels: int, body: str) -> str:
     return f"[net]\nwidth={width}\nheight={height}\nchannels={channels}\n{body}"
-
-
-def _randomize_bn(module: nn.Module) -> None:
-    """Non-trivial batch-norm statistics and affine parameters, so copying them is checked too."""
-    for bn in module.modules():
-        if isinstance(bn, nn.BatchNorm2d):
-            with torch.no_grad():
-                bn.weight.uniform_(0.5, 1.5)
-                bn.bias.uniform_(-0.5, 0.5)
-                bn.running_mean.uniform_(-0.5, 0.5)
-                bn.running_var.uniform_(0.5, 2.0)
-
-
-class RefBottleneck(nn.Module):
-    """torchvision's Bottleneck (v1.5), written out."""
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64):
-        super().__init__()
-        width = int(planes * (base_width / 64.0)) * groups
-        self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride, padding=1, groups=groups, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = nn.Conv2d(width, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.downsample = None
-        if stride != 1 or inplanes != planes * 4:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)
-            )
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + identity)
-
-
-class RefBasicBlock(nn.Module):
-    """torchvision's BasicBlock, written out."""
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + identity)
 
 
 def _copy_resnet_block(ours: nn.Module, ref: nn.Module) -> None:
@@ -95,7 +41,7 @@ def _copy_resnet_block(ours: nn.Module, ref: nn.Module) -> None:
 def test_bottleneck_equals_torchvision_bottleneck(keys, ref_args, in_channels):
     model = netcfg.build(_net(9, 7, in_channels, f"[bottleneck]\n{keys}\n"))
     ref = RefBottleneck(*ref_args)
-    _randomize_bn(ref)
+    randomize_batchnorm(ref)
     _copy_resnet_block(model.layers[0], ref)
     ref.eval()
     x = torch.randn(2, in_channels, 7, 9)
@@ -125,7 +71,7 @@ def test_bottleneck_equals_its_darknet_expansion():
     stem = "[route]\nlayers=-1\n"  # gives the block's input a layer for the shortcut's [route] to return to
     darknet = netcfg.build(_net(9, 9, 8, stem + expanded))
     block = netcfg.build(_net(9, 9, 8, "[bottleneck]\nfilters=16\nstride=2\n"))
-    _randomize_bn(darknet)
+    randomize_batchnorm(darknet)
     ours = block.layers[0]
     for conv, dk in zip([ours.conv1, ours.conv2, ours.conv3, ours.downsample], [1, 2, 3, 5]):
         conv.load_state_dict(darknet.layers[dk].state_dict())
@@ -137,7 +83,7 @@ def test_bottleneck_equals_its_darknet_expansion():
 def test_basicblock_equals_torchvision_basicblock(stride, in_channels):
     model = netcfg.build(_net(7, 7, in_channels, f"[basicblock]\nfilters=8\nstride={stride}\n"))
     ref = RefBasicBlock(in_channels, 8, stride)
-    _randomize_bn(ref)
+    randomize_batchnorm(ref)
     _copy_resnet_block(model.layers[0], ref)
     ref.eval()
     x = torch.randn(2, in_channels, 7, 7)
