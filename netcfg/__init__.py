@@ -3,6 +3,7 @@
 from .api import build, parse
 from .errors import CfgError, CfgItem, CfgWarning, NetcfgError, WeightsError
 from .network import Network
+from .pretrained import load_state_dict_from
 from .registry import Context, LayerCall, Section, SpecError, register
 from .spec import Spec
 
@@ -19,6 +20,7 @@ __all__ = [
     "SpecError",
     "WeightsError",
     "build",
+    "load_state_dict_from",
     "parse",
     "register",
 ]
