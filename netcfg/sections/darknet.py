@@ -171,6 +171,11 @@ class ShortcutSection(Section):
                 )
         return shapes[0]
 
+    def bflops(self, shapes: list[Shape], output: Shape) -> float:
+        """Darknet counts one addition per output value and input, doubled with weights."""
+        count = output[0] * output[1] * output[2] * len(self.from_) / 1e9
+        return 2 * count if self.weights_type != "none" else count
+
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         kind = {"per_layer": "per_feature"}.get(self.weights_type, self.weights_type)
         norm = {"avg_relu": "relu"}.get(self.weights_normalization, self.weights_normalization)
@@ -216,6 +221,10 @@ class MaxPoolSection(Section):
         sy, sx = self.strides
         k, p = self.kernel, self.total_padding
         return c, (h + p - k) // sy + 1, (w + p - k) // sx + 1
+
+    def bflops(self, shapes: list[Shape], output: Shape) -> float:
+        """Darknet counts size² comparisons per output value."""
+        return self.kernel**2 * shapes[0][0] * output[1] * output[2] / 1e9
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return LayerCall(m.MaxPool, dict(size=self.kernel, stride=self.strides, padding=self.total_padding))
