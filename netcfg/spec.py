@@ -5,6 +5,7 @@ Every problem in a file is collected as a CfgItem and raised once as a CfgError.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -90,11 +91,18 @@ def _pydantic_message(err: dict) -> str:
         return f"{err['input']!r} is not one of {choices}{did_you_mean(str(err['input']), _literal_words(choices))}"
     if err["type"] in ("missing", "missing_argument"):
         return "required key is missing"
+    if err["type"] == "value_error":
+        return str(err["ctx"]["error"])
     return err["msg"][0].lower() + err["msg"][1:] if err["msg"] else "invalid value"
 
 
 def _literal_words(expected: str) -> set[str]:
     return {word.strip(" '\"") for word in expected.replace(" or ", ",").split(",")}
+
+
+def _first_key_named(message: str, raw: RawSection) -> str | None:
+    """The first key of the section that a cross-field message names, to locate it."""
+    return next((word for word in re.findall(r"\w+", message) if word in raw.options), None)
 
 
 def validate_section(raw: RawSection, index: int | None, errors: _Collector) -> Section | None:
@@ -123,8 +131,9 @@ def validate_section(raw: RawSection, index: int | None, errors: _Collector) -> 
         section = model.model_validate(values)
     except ValidationError as exc:
         for err in exc.errors():
-            key = str(err["loc"][0]) if err["loc"] else None
-            errors.add(raw, index, _pydantic_message(err), key if key in raw.options or key in fields else None)
+            message = _pydantic_message(err)
+            key = str(err["loc"][0]) if err["loc"] else _first_key_named(message, raw)
+            errors.add(raw, index, message, key if key in raw.options or key in fields else None)
         return None
     ignored = set(model.ignored_keys) | TRAINING_KEYS
     section._extras.update({k: o.value for k, o in raw.options.items() if k in ignored and k not in fields})
@@ -158,7 +167,7 @@ def build_spec(raws: list[RawSection], file: str = "<cfg>", net_overrides: dict 
     sections = [validate_section(raw, i, errors) for i, raw in enumerate(layer_raws)]
     layers = _infer_shapes(net, sections, layer_raws, errors) if net is not None else []
     if errors.items:
-        raise CfgError(errors.items)
+        raise CfgError(sorted(errors.items, key=lambda item: (item.line, item.column)))
     outputs = tuple(layer.index for layer in layers if layer.section.is_output)
     return Spec(file, net, tuple(layers), outputs or (len(layers) - 1,))
 
