@@ -121,6 +121,19 @@ def _names(entry: SectionType) -> str:
     return f"`[{entry.name}]`" + (f" (also {aliases})" if aliases else "")
 
 
+def _key_table(keys: list[KeyDoc]) -> list[str]:
+    """A Markdown table of keys; the `meaning` column only when some key has a description."""
+    columns = ["key", "type", "default", "constraints"]
+    described = any(k.description for k in keys)
+    if described:
+        columns.append("meaning")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for k in keys:
+        cells = [f"`{k.key}`", k.type, k.default, k.constraints] + ([k.description] if described else [])
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def _section_markdown(entry: SectionType) -> list[str]:
     model = entry.model
     lines = [f"### {_names(entry)}", ""]
@@ -129,9 +142,7 @@ def _section_markdown(entry: SectionType) -> list[str]:
         lines += [doc, ""]
     keys = key_docs(entry)
     if keys:
-        lines += ["| key | type | default | constraints | meaning |", "|---|---|---|---|---|"]
-        lines += [f"| `{k.key}` | {k.type} | {k.default} | {k.constraints} | {k.description} |" for k in keys]
-        lines.append("")
+        lines += _key_table(keys)
     ignored = sorted(model.ignored_keys)
     if ignored:
         lines += ["Accepted and kept, no effect at inference: " + ", ".join(f"`{k}`" for k in ignored) + ".", ""]
