@@ -49,7 +49,7 @@ def test_key_types_defaults_and_constraints(section, key, type_, default, constr
     assert (doc.type, doc.default, doc.constraints) == (type_, default, constraints)
 
 
-def test_user_sections_are_listed_but_not_in_the_builtin_reference():
+def test_user_sections_are_listed_but_not_in_the_builtin_reference(scratch_registry):
     @register("reference_test_block", family="mine")
     class Block(Section):
         """A user block."""

@@ -78,8 +78,8 @@ class Flatten(nn.Module):
         return self.fc(x.flatten(1)).reshape(x.shape[0], -1, 1, 1)
 
 
-@pytest.fixture(scope="module")
-def user_sections():
+@pytest.fixture
+def user_sections(scratch_registry):
     """Two user section types: one counted generically (Linear), one with its own `bflops`."""
 
     @register("summary_test_fc", family="test")
@@ -99,8 +99,6 @@ def user_sections():
 
         def bflops(self, shapes, output):
             return self.reported
-
-    return FcSection, FixedSection
 
 
 def test_linear_counted_and_section_override_replaces_generic(user_sections):
