@@ -38,7 +38,30 @@ def test_every_bundled_cfg_is_titled_and_valid():
         assert spec.net.width == spec.net.height
 
 
-@pytest.mark.parametrize("name", PARAMS)
+def darknet53_backbone_params() -> int:
+    """Darknet-53's layers 0-74 from the paper's table: conv + BN (scale, shift) everywhere."""
+
+    def conv_bn(cin: int, cout: int, k: int) -> int:
+        return cin * cout * k * k + 2 * cout
+
+    total, cin = conv_bn(3, 32, 3), 32
+    for filters, blocks in ((64, 1), (128, 2), (256, 8), (512, 8), (1024, 4)):
+        residual_block = conv_bn(filters, filters // 2, 1) + conv_bn(filters // 2, filters, 3)
+        total += conv_bn(cin, filters, 3) + blocks * residual_block
+        cin = filters
+    return total
+
+
+def test_darknet53_classifies_into_1000_classes():
+    model = netcfg.build("darknet53", width=64, height=64)
+    assert [layer.section.type_name for layer in model.spec.layers[-3:]] == ["avgpool", "convolutional", "softmax"]
+    assert n_params(model) == darknet53_backbone_params() + 1024 * 1000 + 1000  # + the 1x1 classifier with bias
+    probabilities = model(torch.randn(2, 3, 64, 64))
+    assert probabilities.shape == (2, 1000, 1, 1)
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(2, 1, 1))
+
+
+@pytest.mark.parametrize("name", [*PARAMS, "darknet53"])
 def test_same_layers_as_darknets_own_cfg(name, shared_cfgs):
     ours = netcfg.parse(name)
     theirs = netcfg.parse(shared_cfgs / f"{name}.cfg", width=ours.net.width, height=ours.net.height)

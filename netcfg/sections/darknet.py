@@ -231,11 +231,6 @@ class ShortcutSection(Section):
                 )
         return shapes[0]
 
-    def bflops(self, shapes: list[Shape], output: Shape) -> float:
-        """Darknet counts one addition per output value and input, doubled with weights."""
-        count = output[0] * output[1] * output[2] * len(self.from_) / 1e9
-        return 2 * count if self.weights_type != "none" else count
-
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         kind = {"per_layer": "per_feature"}.get(self.weights_type, self.weights_type)
         norm = {"avg_relu": "relu"}.get(self.weights_normalization, self.weights_normalization)
@@ -251,7 +246,8 @@ class ShortcutSection(Section):
 
     def bflops(self, shapes: list[Shape], output: Shape) -> float | None:
         c, h, w = output
-        return c * h * w * len(self.from_) / 1e9
+        count = c * h * w * len(self.from_) / 1e9
+        return 2 * count if self.weights_type != "none" else count  # shortcut_layer.c doubles it
 
 
 class _Pool(Section):
@@ -322,10 +318,6 @@ class MaxPoolSection(_Pool):
             return c, h, w
         sy, sx = self.strides
         return c, _blur_out(h, sy, self.antialiasing), _blur_out(w, sx, self.antialiasing)
-
-    def bflops(self, shapes: list[Shape], output: Shape) -> float:
-        """Darknet counts size² comparisons per output value."""
-        return self.kernel**2 * shapes[0][0] * output[1] * output[2] / 1e9
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         if self.maxpool_depth:
