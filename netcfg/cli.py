@@ -42,6 +42,9 @@ def run_check(args: argparse.Namespace) -> int:
             except CfgError as exc:
                 failed = True
                 print(exc)
+            except OSError as exc:
+                failed = True
+                print(f"{file}: cannot read: {exc.strerror or exc}")
             else:
                 print(f"{file}: OK")
         for warning in caught:

@@ -9,6 +9,15 @@ from netcfg.cli import main
 from netcfg.reference import markdown
 
 
+def test_check_warns_about_a_repeated_key_and_passes(capsys, tmp_path):
+    cfg = tmp_path / "twice.cfg"
+    cfg.write_text("[net]\nwidth=8\nheight=8\n[convolutional]\nfilters=4\nfilters=6\n")
+    assert main(["check", str(cfg)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"{cfg}: OK\n"
+    assert captured.err.startswith("warning: ") and ":6:" in captured.err and "line 5" in captured.err
+
+
 def test_summary_of_yolov3_at_416_matches_darknets_total(capsys):
     assert main(["summary", "yolov3.cfg"]) == 0
     out = capsys.readouterr().out
