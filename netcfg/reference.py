@@ -130,7 +130,7 @@ def _key_table(keys: list[KeyDoc]) -> list[str]:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for k in keys:
         cells = [f"`{k.key}`", k.type, k.default, k.constraints] + ([k.description] if described else [])
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return [*lines, ""]
 
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import Field
 
 from netcfg import Section, register
 from netcfg.reference import REGENERATE, builtin_types, key_docs, listing, markdown
@@ -54,8 +55,10 @@ def test_user_sections_are_listed_but_not_in_the_builtin_reference(scratch_regis
     class Block(Section):
         """A user block."""
 
-        gain: float = 2.0
+        gain: float = Field(2.0, description="output = gain·x | 0")
 
     assert "[reference_test_block]" in listing() and "gain=2" in listing()
     assert "reference_test_block" not in markdown()
-    assert "reference_test_block" in markdown([lookup("reference_test_block")])
+    own = markdown([lookup("reference_test_block")])
+    assert "| key | type | default | constraints | meaning |" in own
+    assert "| `gain` | float | 2 |  | output = gain·x \\| 0 |" in own
