@@ -5,6 +5,7 @@ Every problem in a file is collected as a CfgItem and raised once as a CfgError.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -101,11 +102,18 @@ def _pydantic_message(err: dict) -> str:
         return f"{err['input']!r} is not one of {choices}{did_you_mean(str(err['input']), _literal_words(choices))}"
     if err["type"] in ("missing", "missing_argument"):
         return "required key is missing"
+    if err["type"] == "value_error":
+        return str(err["ctx"]["error"])
     return err["msg"][0].lower() + err["msg"][1:] if err["msg"] else "invalid value"
 
 
 def _literal_words(expected: str) -> set[str]:
     return {word.strip(" '\"") for word in expected.replace(" or ", ",").split(",")}
+
+
+def _first_key_named(message: str, raw: RawSection) -> str | None:
+    """The first key of the section that a cross-field message names, to locate it."""
+    return next((word for word in re.findall(r"\w+", message) if word in raw.options), None)
 
 
 def validate_section(raw: RawSection, index: int | None, errors: _Collector) -> Section | None:
@@ -134,8 +142,9 @@ def validate_section(raw: RawSection, index: int | None, errors: _Collector) -> 
         section = model.model_validate(values)
     except ValidationError as exc:
         for err in exc.errors():
-            key = str(err["loc"][0]) if err["loc"] else None
-            errors.add(raw, index, _pydantic_message(err), key if key in raw.options or key in fields else None)
+            message = _pydantic_message(err)
+            key = str(err["loc"][0]) if err["loc"] else _first_key_named(message, raw)
+            errors.add(raw, index, message, key if key in raw.options or key in fields else None)
         return None
     ignored = set(model.ignored_keys) | TRAINING_KEYS
     section._extras.update({k: o.value for k, o in raw.options.items() if k in ignored and k not in fields})
@@ -161,7 +170,7 @@ def build_spec(raws: list[RawSection], file: str = "<cfg>", net_overrides: dict 
     layers = _infer_shapes(net, sections, placed, errors) if net is not None else []
     outputs = _outputs(outputs_option, net_raw, top, len(placed), errors)
     if errors.items:
-        raise CfgError(errors.items)
+        raise CfgError(sorted(errors.items, key=lambda i: (i.file != file, i.file, i.line, i.column)))
     outputs = outputs or tuple(layer.index for layer in layers if layer.section.is_output)
     return Spec(file, net, tuple(layers), outputs or (len(layers) - 1,), dict(top.labels))
 

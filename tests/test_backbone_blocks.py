@@ -188,7 +188,7 @@ def test_gradients_reach_every_parameter(body):
 @pytest.mark.parametrize(
     "body, line, key, words",
     [
-        ("[bottleneck]\nfilters=30\n", 5, None, "multiple of expansion=4"),
+        ("[bottleneck]\nfilters=30\n", 6, "filters", "multiple of expansion=4"),
         ("[bottleneck]\nfilters=32\nstride=0\n", 7, "stride", "greater than 0"),
         ("[bottleneck]\nfilters=32\ngroups=2\nwidth_per_group=4\n", 5, None, "is 0"),
         ("[basicblock]\n", 5, "filters", "missing"),

@@ -194,12 +194,12 @@ def test_missing_include_is_an_error_at_the_include_line(tmp_path):
 
 def test_include_keys_are_checked(tmp_path):
     items = _errors(NET + CONV.format(f=4, s=1) + "[include]\nfiles=x.cfg\n")
-    assert [(i.line, i.key) for i in items] == [(12, "files"), (11, "file")]
+    assert [(i.line, i.key) for i in items] == [(11, "file"), (12, "files")]
 
 
 def test_errors_inside_an_included_file_name_that_file_and_line(tmp_path):
     block = _write(tmp_path, "block.cfg", "[convolutional]\nfilters=4\nsize=1\n[route]\nlayers=-3\n[maxpool]\nsise=2\n")
-    (key_item, ref_item) = _errors(
+    (ref_item, key_item) = _errors(
         _write(tmp_path, "main.cfg", NET + CONV.format(f=4, s=1) + "[include]\nfile=block.cfg\n")
     )
     assert (key_item.file, key_item.line, key_item.key) == (str(block), 7, "sise")

@@ -82,8 +82,8 @@ def test_spp_shape_and_gradient_to_input():
 @pytest.mark.parametrize(
     "body, line, key, words",
     [
-        ("[spp]\nsizes=5,8\nfast=1\n", 5, None, "odd sizes"),
-        ("[spp]\nsizes=5,0\n", 5, None, "positive"),
+        ("[spp]\nsizes=5,8\nfast=1\n", 7, "fast", "odd sizes"),
+        ("[spp]\nsizes=5,0\n", 6, "sizes", "positive"),
         ("[spp]\nfast=2x\n", 6, "fast", "bool"),
     ],
 )
@@ -131,7 +131,7 @@ def test_aspp_defaults_and_gradients():
     "body, line, key",
     [
         ("[aspp]\nfilters=0\n", 6, "filters"),
-        ("[aspp]\nrates=6,-1\n", 5, None),
+        ("[aspp]\nrates=6,-1\n", 6, "rates"),
         ("[aspp]\nseparable=maybe\n", 6, "separable"),
     ],
 )
@@ -204,7 +204,7 @@ def test_strip_default_pool_sizes_and_gradients():
     "body, c, line, key",
     [
         ("[strip]\npool_size=20\n", 8, 6, "pool_size"),
-        ("[strip]\npool_size=4,0\n", 8, 5, None),
+        ("[strip]\npool_size=4,0\n", 8, 6, "pool_size"),
         ("[strip]\n", 3, 5, None),
     ],
 )

@@ -246,7 +246,8 @@ class ShortcutSection(Section):
 
     def bflops(self, shapes: list[Shape], output: Shape) -> float | None:
         c, h, w = output
-        return c * h * w * len(self.from_) / 1e9
+        count = c * h * w * len(self.from_) / 1e9
+        return 2 * count if self.weights_type != "none" else count  # shortcut_layer.c doubles it
 
 
 class _Pool(Section):
