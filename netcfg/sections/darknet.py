@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..modules import darknet as m
 from ..registry import Context, LayerCall, Section, SpecError, register
@@ -82,11 +82,12 @@ class Convolutional(Section):
     xnor: Flag = False
     share_index: int | None = None
 
-    @model_validator(mode="after")
-    def _no_sharing(self):
-        if self.share_index is not None:
+    @field_validator("share_index")
+    @classmethod
+    def _no_sharing(cls, value: int | None) -> int | None:
+        if value is not None:
             raise ValueError("share_index (weights shared with another layer) is not supported")
-        return self
+        return value
 
     @property
     def strides(self) -> tuple[int, int]:
@@ -377,11 +378,12 @@ class UpsampleSection(Section):
     stride: int = 2
     scale: float = 1.0
 
-    @model_validator(mode="after")
-    def _nonzero(self):
-        if self.stride == 0:
+    @field_validator("stride")
+    @classmethod
+    def _nonzero(cls, value: int) -> int:
+        if value == 0:
             raise ValueError("stride must not be 0 (negative strides downsample)")
-        return self
+        return value
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
         c, h, w = shapes[0]
@@ -517,11 +519,12 @@ class SoftmaxSection(Section):
     temperature: float = Field(1.0, gt=0)
     tree: str | None = None
 
-    @model_validator(mode="after")
-    def _no_tree(self):
-        if self.tree is not None:
+    @field_validator("tree")
+    @classmethod
+    def _no_tree(cls, value: str | None) -> str | None:
+        if value is not None:
             raise ValueError("tree= (hierarchical softmax from a darknet tree file) is not supported")
-        return self
+        return value
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
         c, h, w = shapes[0]
@@ -807,11 +810,12 @@ class RegionSection(_Anchored):
     coords: int = 4
     softmax: Flag = False
 
-    @model_validator(mode="after")
-    def _four_coords(self):
-        if self.coords != 4:
-            raise ValueError(f"coords={self.coords}: darknet's region decoding reads exactly 4 box coordinates")
-        return self
+    @field_validator("coords")
+    @classmethod
+    def _four_coords(cls, value: int) -> int:
+        if value != 4:
+            raise ValueError(f"coords={value}: darknet's region decoding reads exactly 4 box coordinates")
+        return value
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
         self._check_filters(shapes[0], self.classes + self.coords + 1, "num·(classes+coords+1)", "classes")
