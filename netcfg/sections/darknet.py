@@ -155,11 +155,10 @@ class Convolutional(Section):
         )
 
     def bflops(self, shapes: list[Shape], output: Shape) -> float | None:
-        if not self.xnor:
-            return None
+        """Darknet's count: 2·weights·(convolution output pixels), at stride 1 under a blur, ÷32 for xnor."""
         c, h, w = self._conv_shape(shapes[0])
         weights = shapes[0][0] // self.effective_groups * c * self.size * self.size
-        return 2.0 * weights * h * w / 1e9 / 32
+        return 2.0 * weights * h * w / 1e9 / (32 if self.xnor else 1)
 
 
 @register("route", family="darknet")
