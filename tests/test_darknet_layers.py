@@ -535,3 +535,8 @@ def test_convolutional_bflops_follow_darknet():
     assert bflops("") == 2 * 4 * 8 * 9 * 4 * 4 / 1e9
     assert bflops("antialiasing=1") == 2 * 4 * 8 * 9 * 8 * 8 / 1e9  # counted at the convolution's stride 1
     assert bflops("xnor=1") == 2 * 4 * 8 * 9 * 4 * 4 / 1e9 / 32
+
+
+def test_cbn_implies_batch_normalize():
+    layer = build("[convolutional]\nfilters=2\nsize=1\ncbn=1\n", c=2, h=2, w=2).layers[0]
+    assert layer.bn is not None and layer.conv.bias is None
