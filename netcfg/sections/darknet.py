@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..modules import darknet as m
 from ..registry import Context, LayerCall, Section, SpecError, register
@@ -55,6 +55,7 @@ class Convolutional(Section):
     `antialiasing=1|2` runs the convolution at stride 1 and applies the stride with a fixed blur
     (3×3 binomial or 2×2 box, depthwise). `binary=1` binarises the weights to ±mean(|w|) per
     filter; `xnor=1` also the inputs to ±1 and forces groups=1, as darknet's float XNOR path.
+    `cbn=1` (cross-iteration batch norm) implies batch_normalize=1; it differs only in training.
     """
 
     example: ClassVar[str] = (
@@ -63,7 +64,7 @@ class Convolutional(Section):
 
     ignored_keys: ClassVar[frozenset[str]] = frozenset(
         "flipped dot angle grad_centr reverse stream wait_stream bin_output "
-        "assisted_excitation cbn sway rotate stretch stretch_sway coordconv".split()
+        "assisted_excitation sway rotate stretch stretch_sway coordconv".split()
     )
 
     filters: int = Field(1, gt=0)
@@ -76,17 +77,19 @@ class Convolutional(Section):
     groups: int = 1
     dilation: int = Field(1, gt=0)
     batch_normalize: Flag = False
+    cbn: Flag = False
     activation: Activation = "logistic"
     antialiasing: int = Field(0, ge=0, le=2)
     binary: Flag = False
     xnor: Flag = False
     share_index: int | None = None
 
-    @model_validator(mode="after")
-    def _no_sharing(self):
-        if self.share_index is not None:
+    @field_validator("share_index")
+    @classmethod
+    def _no_sharing(cls, value: int | None) -> int | None:
+        if value is not None:
             raise ValueError("share_index (weights shared with another layer) is not supported")
-        return self
+        return value
 
     @property
     def strides(self) -> tuple[int, int]:
@@ -145,7 +148,7 @@ class Convolutional(Section):
                 padding=self.effective_padding,
                 groups=self.effective_groups,
                 dilation=self.effective_dilation,
-                batch_normalize=self.batch_normalize,
+                batch_normalize=self.batch_normalize or self.cbn,
                 activation_name=self.activation,
                 antialiasing=self.antialiasing,
                 binary=self.binary,
@@ -154,11 +157,10 @@ class Convolutional(Section):
         )
 
     def bflops(self, shapes: list[Shape], output: Shape) -> float | None:
-        if not self.xnor:
-            return None
+        """Darknet's count: 2·weights·(convolution output pixels), at stride 1 under a blur, ÷32 for xnor."""
         c, h, w = self._conv_shape(shapes[0])
         weights = shapes[0][0] // self.effective_groups * c * self.size * self.size
-        return 2.0 * weights * h * w / 1e9 / 32
+        return 2.0 * weights * h * w / 1e9 / (32 if self.xnor else 1)
 
 
 @register("route", family="darknet")
@@ -289,7 +291,8 @@ class MaxPoolSection(_Pool):
 
     `maxpool_depth=1` pools across channels instead: output channel g is the maximum of input
     channels g, g + out_channels, ... (size, stride and padding are then unused). `antialiasing`
-    pools at stride 1 and applies the stride with darknet's fixed blur.
+    pools at stride 1 and applies the stride with darknet's fixed blur. `maxpool_zero_nonmax` is
+    accepted; only darknet's GPU code reads it.
     """
 
     example: ClassVar[str] = "[maxpool]\nsize=3\nstride=2\n"
@@ -378,11 +381,12 @@ class UpsampleSection(Section):
     stride: int = 2
     scale: float = 1.0
 
-    @model_validator(mode="after")
-    def _nonzero(self):
-        if self.stride == 0:
+    @field_validator("stride")
+    @classmethod
+    def _nonzero(cls, value: int) -> int:
+        if value == 0:
             raise ValueError("stride must not be 0 (negative strides downsample)")
-        return self
+        return value
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
         c, h, w = shapes[0]
@@ -518,11 +522,12 @@ class SoftmaxSection(Section):
     temperature: float = Field(1.0, gt=0)
     tree: str | None = None
 
-    @model_validator(mode="after")
-    def _no_tree(self):
-        if self.tree is not None:
+    @field_validator("tree")
+    @classmethod
+    def _no_tree(cls, value: str | None) -> str | None:
+        if value is not None:
             raise ValueError("tree= (hierarchical softmax from a darknet tree file) is not supported")
-        return self
+        return value
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
         c, h, w = shapes[0]
@@ -808,11 +813,12 @@ class RegionSection(_Anchored):
     coords: int = 4
     softmax: Flag = False
 
-    @model_validator(mode="after")
-    def _four_coords(self):
-        if self.coords != 4:
-            raise ValueError(f"coords={self.coords}: darknet's region decoding reads exactly 4 box coordinates")
-        return self
+    @field_validator("coords")
+    @classmethod
+    def _four_coords(cls, value: int) -> int:
+        if value != 4:
+            raise ValueError(f"coords={value}: darknet's region decoding reads exactly 4 box coordinates")
+        return value
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
         self._check_filters(shapes[0], self.classes + self.coords + 1, "num·(classes+coords+1)", "classes")
