@@ -18,7 +18,7 @@ class CfgItem:
     key: str | None = None
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}: "
+        where = f"{self.file}:{self.line}:{self.column}: " if self.line else f"{self.file}: "
         if self.section is not None:
             idx = "" if self.layer is None else f" #{self.layer}"
             where += f"[{self.section}{idx}] "

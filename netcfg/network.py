@@ -39,6 +39,7 @@ class Network(nn.Module):
         self._outputs = spec.outputs
         self._list_output = any(spec.layers[i].section.is_output for i in spec.outputs)
         self._plans: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+        self.fused = False
 
     def _plan(self, keep: tuple[int, ...]) -> list[tuple[int, ...]]:
         plan = self._plans.get(keep)
@@ -59,6 +60,24 @@ class Network(nn.Module):
         if self._list_output:
             return [outs[i] for i in self._outputs]
         return outs[self._outputs[-1]] if len(self._outputs) == 1 else [outs[i] for i in self._outputs]
+
+    def fuse(self) -> Network:
+        """Fold every batch norm into its convolution and collapse re-parameterisable blocks, in place,
+        for inference: equal to the eval-mode network. Fusing again changes nothing."""
+        for i, layer in enumerate(self.layers):
+            self.layers[i] = _fused(layer)
+        self.fused = True
+        return self
+
+
+def _fused(module: nn.Module) -> nn.Module:
+    """`module` after its own `fuse()` (when its class defines one), with every child fused the same way."""
+    fuse = getattr(type(module), "fuse", None)
+    if callable(fuse):
+        module = module.fuse()
+    for name, child in list(module.named_children()):
+        setattr(module, name, _fused(child))
+    return module
 
 
 def build_network(spec: Spec) -> Network:

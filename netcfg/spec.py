@@ -5,12 +5,15 @@ Every problem in a file is collected as a CfgItem and raised once as a CfgError.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
+from .compose import NET_NAMES, NETWORK_INPUT, Placed, Scope, expand, without_keys
 from .errors import CfgError, CfgItem
-from .parse import RawSection
+from .parse import RawOption, RawSection
 from .registry import (
     TRAINING_KEYS,
     Context,
@@ -21,7 +24,7 @@ from .registry import (
     section_keys,
     section_types,
 )
-from .types import Shape
+from .types import Refs, Shape
 
 #: Darknet sections netcfg refuses on purpose, with the reason shown to the user.
 REFUSED = {
@@ -39,8 +42,8 @@ REFUSED = {
     "implicit": "implicit knowledge layers are not supported",
 }
 
-NET_NAMES = ("net", "network")
-NETWORK_INPUT = -1
+#: `[net]` key listing the network outputs (indices or labels), in the order `model(x)` returns them.
+OUTPUTS_KEY = "outputs"
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,14 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class Spec:
-    """A whole validated network: `[net]`, the layers (darknet numbering) and the outputs."""
+    """A whole validated network: `[net]`, the layers (darknet numbering), the outputs and the
+    top-level labels (`name=`, and `include.label` for included files) with their layer indices."""
 
     file: str
     net: Section
     layers: tuple[LayerSpec, ...]
     outputs: tuple[int, ...]
+    labels: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def input_shape(self) -> Shape:
@@ -73,7 +78,8 @@ class Spec:
 
 
 class _Collector:
-    """Collects CfgItems located by raw section and key."""
+    """Collects CfgItems located by raw section (in its own file) and key; a problem repeated by
+    `repeat=` copies is reported once."""
 
     def __init__(self, file: str):
         self.file = file
@@ -81,7 +87,13 @@ class _Collector:
 
     def add(self, raw: RawSection, index: int | None, message: str, key: str | None = None) -> None:
         line, col = raw.where(key)
-        self.items.append(CfgItem(message, self.file, line, col, index, raw.name, key))
+        item = CfgItem(message, raw.file or self.file, line, col, index, raw.name, key)
+        if not any(_same_place(item, seen) for seen in self.items):
+            self.items.append(item)
+
+
+def _same_place(a: CfgItem, b: CfgItem) -> bool:
+    return (a.message, a.file, a.line, a.column, a.key) == (b.message, b.file, b.line, b.column, b.key)
 
 
 def _pydantic_message(err: dict) -> str:
@@ -90,11 +102,18 @@ def _pydantic_message(err: dict) -> str:
         return f"{err['input']!r} is not one of {choices}{did_you_mean(str(err['input']), _literal_words(choices))}"
     if err["type"] in ("missing", "missing_argument"):
         return "required key is missing"
+    if err["type"] == "value_error":
+        return str(err["ctx"]["error"])
     return err["msg"][0].lower() + err["msg"][1:] if err["msg"] else "invalid value"
 
 
 def _literal_words(expected: str) -> set[str]:
     return {word.strip(" '\"") for word in expected.replace(" or ", ",").split(",")}
+
+
+def _first_key_named(message: str, raw: RawSection) -> str | None:
+    """The first key of the section that a cross-field message names, to locate it."""
+    return next((word for word in re.findall(r"\w+", message) if word in raw.options), None)
 
 
 def validate_section(raw: RawSection, index: int | None, errors: _Collector) -> Section | None:
@@ -123,23 +142,13 @@ def validate_section(raw: RawSection, index: int | None, errors: _Collector) -> 
         section = model.model_validate(values)
     except ValidationError as exc:
         for err in exc.errors():
-            key = str(err["loc"][0]) if err["loc"] else None
-            errors.add(raw, index, _pydantic_message(err), key if key in raw.options or key in fields else None)
+            message = _pydantic_message(err)
+            key = str(err["loc"][0]) if err["loc"] else _first_key_named(message, raw)
+            errors.add(raw, index, message, key if key in raw.options or key in fields else None)
         return None
     ignored = set(model.ignored_keys) | TRAINING_KEYS
     section._extras.update({k: o.value for k, o in raw.options.items() if k in ignored and k not in fields})
     return section if ok else None
-
-
-def _resolve(ref_value: int | str, index: int) -> int:
-    if isinstance(ref_value, str):
-        raise SpecError(f"unknown layer label {ref_value!r}")
-    absolute = index + ref_value if ref_value < 0 else ref_value
-    if index == 0 and ref_value == -1:
-        return NETWORK_INPUT
-    if not 0 <= absolute < index:
-        raise SpecError(f"layer reference {ref_value} resolves to {absolute}, outside layers 0..{index - 1}")
-    return absolute
 
 
 def build_spec(raws: list[RawSection], file: str = "<cfg>", net_overrides: dict | None = None) -> Spec:
@@ -152,15 +161,51 @@ def build_spec(raws: list[RawSection], file: str = "<cfg>", net_overrides: dict 
         errors.add(net_raw, None, f"the first section must be [net], not [{net_raw.name}]")
         raise CfgError(errors.items)
     net_raw = _with_overrides(net_raw, net_overrides or {})
-    net = validate_section(net_raw, None, errors)
-    if not layer_raws:
+    outputs_option = net_raw.options.get(OUTPUTS_KEY)
+    net = validate_section(without_keys(net_raw, {OUTPUTS_KEY}), None, errors)
+    placed, top = expand(layer_raws, file, errors)
+    if not placed:
         errors.add(net_raw, None, "the cfg has no layers after [net]")
-    sections = [validate_section(raw, i, errors) for i, raw in enumerate(layer_raws)]
-    layers = _infer_shapes(net, sections, layer_raws, errors) if net is not None else []
+    sections = [validate_section(p.raw, i, errors) for i, p in enumerate(placed)]
+    layers = _infer_shapes(net, sections, placed, errors) if net is not None else []
+    outputs = _outputs(outputs_option, net_raw, top, len(placed), errors)
     if errors.items:
-        raise CfgError(errors.items)
-    outputs = tuple(layer.index for layer in layers if layer.section.is_output)
-    return Spec(file, net, tuple(layers), outputs or (len(layers) - 1,))
+        raise CfgError(sorted(errors.items, key=lambda i: (i.file != file, i.file, i.line, i.column)))
+    outputs = outputs or tuple(layer.index for layer in layers if layer.section.is_output)
+    return Spec(file, net, tuple(layers), outputs or (len(layers) - 1,), dict(top.labels))
+
+
+def _outputs(option: RawOption | None, net_raw: RawSection, top: Scope, count: int, errors: _Collector) -> tuple:
+    """`[net] outputs=`: layer indices (negative counts from the end) or labels, in return order."""
+    if option is None:
+        return ()
+    try:
+        values = TypeAdapter(Refs).validate_python(option.value)
+    except ValidationError:
+        values = ()
+    if not values:
+        errors.add(net_raw, None, "outputs= lists no layers", OUTPUTS_KEY)
+    resolved: list[int] = []
+    for value in values:
+        try:
+            index = _output_index(value, top, count)
+            if index in resolved:
+                raise SpecError(f"output {value!r} (layer {index}) is listed twice")
+            resolved.append(index)
+        except SpecError as exc:
+            errors.add(net_raw, None, exc.message, OUTPUTS_KEY)
+    return tuple(resolved)
+
+
+def _output_index(value: int | str, top: Scope, count: int) -> int:
+    if isinstance(value, str):
+        if value not in top.labels:
+            raise SpecError(f"unknown layer label {value!r}{did_you_mean(value, set(top.labels))}")
+        return top.labels[value]
+    index = count + value if value < 0 else value
+    if not 0 <= index < count:
+        raise SpecError(f"output {value} is outside layers 0..{count - 1}")
+    return index
 
 
 def _with_overrides(net_raw: RawSection, overrides: dict) -> RawSection:
@@ -175,19 +220,19 @@ def _with_overrides(net_raw: RawSection, overrides: dict) -> RawSection:
 
 
 def _infer_shapes(
-    net: Section, sections: list[Section | None], raws: list[RawSection], errors: _Collector
+    net: Section, sections: list[Section | None], placed: list[Placed], errors: _Collector
 ) -> list[LayerSpec]:
     shapes: list[Shape | None] = []
     layers: list[LayerSpec] = []
     input_shape = (net.channels, net.height, net.width)
-    for index, (section, raw) in enumerate(zip(sections, raws)):
+    for index, (section, (raw, scope)) in enumerate(zip(sections, ((p.raw, p.scope) for p in placed))):
         shapes.append(None)
         if section is None:
             continue
         sources, ok = [], True
         for ref in section.inputs():
             try:
-                sources.append(_resolve(ref.value, index))
+                sources.append(scope.resolve(ref.value, index))
             except SpecError as exc:
                 errors.add(raw, index, exc.message, ref.key)
                 ok = False

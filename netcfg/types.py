@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Strict
 
 Shape = tuple[int, int, int]
 """A layer output as (channels, height, width), batch excluded."""
@@ -35,7 +35,7 @@ def _refs(value: object) -> object:
 
 
 def _flag(value: object) -> object:
-    """Darknet booleans are ints: `0` is false, any other int true."""
+    """Darknet booleans are ints: `0` is false, any other int true; words such as `yes` are refused."""
     if isinstance(value, str):
         try:
             return int(value) != 0
@@ -47,7 +47,7 @@ def _flag(value: object) -> object:
 IntList = Annotated[tuple[int, ...], BeforeValidator(_split)]
 FloatList = Annotated[tuple[float, ...], BeforeValidator(_split)]
 Refs = Annotated[tuple[int | str, ...], BeforeValidator(_refs)]
-Flag = Annotated[bool, BeforeValidator(_flag)]
+Flag = Annotated[bool, Strict(), BeforeValidator(_flag)]
 
 Activation = Literal[
     "linear",
@@ -60,6 +60,7 @@ Activation = Literal[
     "relie",
     "ramp",
     "leaky",
+    "revleaky",
     "tanh",
     "plse",
     "stair",

@@ -17,3 +17,12 @@ def shared_cfgs() -> Path:
     if not SHARED_CFGS.is_dir():
         pytest.skip("../shared/darknet-cfg is not present")
     return SHARED_CFGS
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """Section types registered during the test are forgotten after it."""
+    from netcfg import registry
+
+    monkeypatch.setattr(registry, "_TYPES", dict(registry._TYPES))
+    monkeypatch.setattr(registry, "_BY_NAME", dict(registry._BY_NAME))

@@ -33,3 +33,13 @@ def test_syntax_errors_are_all_reported_with_lines():
 def test_binary_junk_is_refused(data):
     with pytest.raises(CfgError, match="binary"):
         parse_sections(data, "junk.cfg")
+
+
+def test_flags_are_darknet_ints_not_words():
+    import netcfg
+
+    net = "[net]\nwidth=8\nheight=8\n[convolutional]\n"
+    assert netcfg.parse(net + "batch_normalize=2\n").layers[0].section.batch_normalize is True
+    with pytest.raises(CfgError) as exc:
+        netcfg.parse(net + "batch_normalize=yes\n")
+    assert exc.value.items[0].line == 5 and exc.value.items[0].key == "batch_normalize"

@@ -1,0 +1,223 @@
+"""Composable cfgs: `[include]`, `name=` labels and `repeat=`, expanded on raw sections before validation.
+
+- `repeat=N` on any section stands for N real layers (darknet indices count every copy); copies after
+  the first get `stride=1` (and lose `stride_x`/`stride_y`) when the section type has a `stride` key.
+  A label on a repeated section names its last copy.
+- `name=label` names a layer; every layer reference (`layers=`, `from=`, ...) accepts a label.
+  Labels are letters, digits, `_` and `-`, not starting with a digit, and unique within their file.
+- `[include]` with `file=` (and optional `name=`, `repeat=`) inlines another cfg's layers in place;
+  its `[net]` is ignored and its first layer reads the layer before the include. The path is relative
+  to the including file, else a bundled cfg name. An included file keeps its own scope: its absolute
+  indices count from its own first layer, its references cannot leave it, and its labels are reached
+  from outside as `<include name>.<label>` (the include's `name=`, else the file's stem), nested
+  includes as `outer.inner.label`. The include's name alone names its last layer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import CfgError
+from .parse import RawOption, RawSection, parse_sections
+from .registry import SpecError, did_you_mean, lookup
+from .resources import bundled_cfgs
+
+if TYPE_CHECKING:
+    from .spec import _Collector
+
+INCLUDE = "include"
+INCLUDE_KEYS = frozenset({"file", "name", "repeat"})
+NET_NAMES = ("net", "network")
+NETWORK_INPUT = -1
+LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+@dataclass
+class Scope:
+    """One cfg file as inlined in the network: where its layers start and its labels."""
+
+    file: str
+    offset: int
+    included: bool = False
+    labels: dict[str, int] = field(default_factory=dict)
+    defined_at: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def input(self) -> int:
+        """What `-1` means on the file's first layer: the layer before it, or the network input."""
+        return self.offset - 1 if self.offset > 0 else NETWORK_INPUT
+
+    def resolve(self, value: int | str, index: int) -> int:
+        """A reference written in this file, read by global layer `index` → global layer index."""
+        if isinstance(value, str):
+            return self._resolve_label(value, index)
+        local = index - self.offset
+        if local == 0 and value == -1:
+            return self.input
+        target = local + value if value < 0 else value
+        if not 0 <= target < local:
+            where = " of this included file" if self.included else ""
+            raise SpecError(f"layer reference {value} resolves to {target}, outside layers 0..{local - 1}{where}")
+        return self.offset + target
+
+    def _resolve_label(self, label: str, index: int) -> int:
+        target = self.labels.get(label)
+        if target is None:
+            raise SpecError(f"unknown layer label {label!r}{did_you_mean(label, set(self.labels))}")
+        if target >= index:
+            raise SpecError(f"label {label!r} names layer {target}, which does not come before this layer")
+        return target
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One expanded layer: its raw section (meta keys removed) and the file scope it was written in."""
+
+    raw: RawSection
+    scope: Scope
+
+
+def expand(raws: list[RawSection], file: str, errors: _Collector) -> tuple[list[Placed], Scope]:
+    """Layer sections (after `[net]`) → expanded layers and the top-level scope."""
+    top = Scope(file, 0)
+    placed: list[Placed] = []
+    _expand_into(raws, top, [(file, _identity(file))], placed, errors)
+    return placed, top
+
+
+def _expand_into(
+    raws: list[RawSection], scope: Scope, chain: list[tuple[str, Path | None]], out: list[Placed], errors: _Collector
+) -> None:
+    for raw in raws:
+        repeat = _repeat(raw, errors)
+        label = _label(raw, errors)
+        if raw.name == INCLUDE:
+            _include(raw, repeat, label, scope, chain, out, errors)
+            continue
+        plain = without_keys(raw, {"name", "repeat"})
+        copy = _stride_one(plain) if repeat > 1 else plain
+        out.extend(Placed(plain if i == 0 else copy, scope) for i in range(repeat))
+        if label is not None:
+            _define(scope, label, len(out) - 1, raw, errors)
+
+
+def _include(
+    raw: RawSection,
+    repeat: int,
+    label: str | None,
+    scope: Scope,
+    chain: list[tuple[str, Path | None]],
+    out: list[Placed],
+    errors: _Collector,
+) -> None:
+    """Inline the included file `repeat` times; its labels become `<name>.<label>` in `scope`."""
+    for key in raw.options.keys() - INCLUDE_KEYS:
+        errors.add(raw, None, f"unknown key{did_you_mean(key, INCLUDE_KEYS)}", key)
+    if "file" not in raw.options:
+        errors.add(raw, None, "required key is missing", "file")
+        return
+    try:
+        content, name, identity = _locate(raw.options["file"].value, raw.file)
+        if identity is not None and identity in [ident for _, ident in chain]:
+            cycle = " → ".join([*(n for n, _ in chain), name])
+            raise SpecError(f"include cycle: {cycle}", "file")
+        sections = parse_sections(content, name)
+    except SpecError as exc:
+        errors.add(raw, None, exc.message, exc.key)
+        return
+    except CfgError as exc:
+        errors.items.extend(exc.items)
+        return
+    layers = sections[1:] if sections and sections[0].name in NET_NAMES else sections
+    if not layers:
+        errors.add(raw, None, f"{name} has no layers to include", "file")
+        return
+    qualifier = label if label is not None else Path(name).stem
+    for _ in range(repeat):
+        inner = Scope(name, len(out), included=True)
+        _expand_into(layers, inner, [*chain, (name, identity)], out, errors)
+    if _define(scope, qualifier, len(out) - 1, raw, errors):
+        for inner_label, index in inner.labels.items():
+            _define(scope, f"{qualifier}.{inner_label}", index, raw, errors)
+
+
+def _define(scope: Scope, label: str, index: int, raw: RawSection, errors: _Collector) -> bool:
+    """Record a label in its file's scope; False (after an error) when the file already uses it."""
+    first = scope.defined_at.get(label)
+    if first is not None:
+        hint = "" if "name" in raw.options else "; give the [include] a name="
+        errors.add(raw, index, f"duplicate label {label!r} (first defined at line {first}){hint}", "name")
+        return False
+    scope.labels[label] = index
+    scope.defined_at[label] = raw.where("name")[0]
+    return True
+
+
+def _repeat(raw: RawSection, errors: _Collector) -> int:
+    option = raw.options.get("repeat")
+    if option is None:
+        return 1
+    try:
+        value = int(option.value)
+    except ValueError:
+        value = 0
+    if value < 1:
+        errors.add(raw, None, f"repeat={option.value!r} must be an integer ≥ 1", "repeat")
+        return 1
+    return value
+
+
+def _label(raw: RawSection, errors: _Collector) -> str | None:
+    option = raw.options.get("name")
+    if option is None:
+        return None
+    if not LABEL.fullmatch(option.value):
+        errors.add(
+            raw, None, f"label {option.value!r} must be letters, digits, '_' or '-', not starting with a digit", "name"
+        )
+        return None
+    return option.value
+
+
+def without_keys(raw: RawSection, keys: set[str]) -> RawSection:
+    options = {k: o for k, o in raw.options.items() if k not in keys}
+    return RawSection(raw.name, raw.line, raw.column, raw.file, options)
+
+
+def _stride_one(raw: RawSection) -> RawSection:
+    """A later copy of a repeated section: stride 1 when the section type has a `stride` key."""
+    entry = lookup(raw.name)
+    if entry is None or "stride" not in entry.model.model_fields:
+        return raw
+    copy = without_keys(raw, {"stride", "stride_x", "stride_y"})
+    line, column = raw.where("stride")
+    copy.options["stride"] = RawOption("stride", "1", line, column)
+    return copy
+
+
+def _identity(file: str) -> Path | None:
+    """The real file behind a cfg name, to detect include cycles; None for cfg text."""
+    path = Path(file)
+    if path.is_file():
+        return path.resolve()
+    bundled = bundled_cfgs().get(file)
+    return bundled.resolve() if bundled is not None else None
+
+
+def _locate(target: str, including: str) -> tuple[bytes, str, Path]:
+    """An include's `file=` → (content, display name, real path): relative to the including file, else
+    bundled. A bundled cfg only includes bundled cfgs."""
+    bundled = bundled_cfgs()
+    including_path = Path(including)
+    if including_path.is_file() or including not in bundled:
+        base = including_path.parent if including_path.is_file() else Path(".")
+        candidate = base / target
+        if candidate.is_file():
+            return candidate.read_bytes(), str(candidate), candidate.resolve()
+    name = target if target.endswith(".cfg") else f"{target}.cfg"
+    if name in bundled and Path(target).name == target:
+        return bundled[name].read_bytes(), name, bundled[name].resolve()
+    raise SpecError(f"no such cfg file or bundled cfg {target!r}{did_you_mean(name, set(bundled))}", "file")

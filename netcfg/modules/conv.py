@@ -1,0 +1,541 @@
+"""Convolution variants: deformable, coordinate, ghost, blur-pool, asymmetric (ACNet), BlazeBlock,
+depthwise-separable, mixed-kernel, omni-dimensional dynamic and refocusing convolutions."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .activations import activation
+from .common import ConvBNAct, fuse_conv_bn
+from .darknet import DarknetConv
+
+
+def bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (scale, shift) with `bn(y) == y·scale + shift` in eval mode."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return scale, bn.bias - bn.running_mean * scale
+
+
+def conv_weight(out_channels: int, in_per_group: int, kh: int, kw: int) -> torch.Tensor:
+    """A kernel initialised as `nn.Conv2d` initialises its own (Kaiming uniform, a=√5)."""
+    weight = torch.empty(out_channels, in_per_group, kh, kw)
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    return weight
+
+
+def plain_conv(
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    stride: tuple[int, int],
+    padding: int | tuple[int, int],
+    dilation: int,
+    groups: int,
+    activation_name: str,
+) -> ConvBNAct:
+    """One biased convolution + activation holding `weight` and `bias`: the inference form of a
+    re-parameterisable block."""
+    out_channels, in_per_group, kh, kw = weight.shape
+    fused = ConvBNAct(
+        in_per_group * groups,
+        out_channels,
+        (kh, kw),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        bn=False,
+        act=activation_name,
+        bias=True,
+    )
+    with torch.no_grad():
+        fused.conv.weight.copy_(weight)
+        fused.conv.bias.copy_(bias)
+    return fused.to(weight.device)
+
+
+class NormAct(nn.Module):
+    """Batch norm (optional) then a darknet activation: the tail of the dynamic convolutions here,
+    with a bias instead of the norm so fusing can fold the norm into their weights."""
+
+    def __init__(self, channels: int, batch_normalize: bool, activation_name: str):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, eps=1e-5, momentum=0.01) if batch_normalize else None
+        self.bias = None if batch_normalize else nn.Parameter(torch.zeros(channels))
+        self.act = activation(activation_name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(x) if self.bn is not None else x + self.bias.reshape(1, -1, 1, 1)
+        return self.act(x)
+
+    def fold(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight scaled along dim −4, bias) equal to this tail's affine part; weights' output
+        channels are their fourth-from-last dimension."""
+        if self.bn is None:
+            return weight, self.bias
+        scale, shift = bn_scale_shift(self.bn)
+        return weight * scale.reshape(-1, 1, 1, 1), shift
+
+    def drop_norm(self) -> None:
+        """Replace the batch norm by an equal bias (call after scaling the weights by `fold`)."""
+        if self.bn is not None:
+            _, shift = bn_scale_shift(self.bn)
+            self.bias = nn.Parameter(shift.detach().clone())
+            self.bn = None
+
+
+class DeformConv(nn.Module):
+    """Deformable convolution v1 (learned offsets) and v2 (offsets + sigmoid modulation): every
+    kernel tap is sampled bilinearly at its offset position in one `grid_sample`, then contracted
+    with the weights in one einsum. Offsets and modulation come from a zero-initialised conv."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int,
+        size: int,
+        stride: tuple[int, int] = (1, 1),
+        padding: int = 0,
+        groups: int = 1,
+        dilation: int = 1,
+        deformable_groups: int = 1,
+        version: int = 2,
+        batch_normalize: bool = False,
+        activation_name: str = "logistic",
+    ):
+        super().__init__()
+        self.size, self.stride, self.padding, self.dilation = size, tuple(stride), padding * dilation, dilation
+        self.groups, self.deformable_groups, self.modulated = groups, deformable_groups, version == 2
+        taps = size * size
+        self.weight = nn.Parameter(conv_weight(filters, in_channels // groups, size, size))
+        self.offset = nn.Conv2d(
+            in_channels,
+            deformable_groups * taps * (3 if self.modulated else 2),
+            size,
+            stride=stride,
+            padding=self.padding,
+            dilation=dilation,
+        )
+        nn.init.zeros_(self.offset.weight)
+        nn.init.zeros_(self.offset.bias)
+        self.tail = NormAct(filters, batch_normalize, activation_name)
+
+    def _tap_positions(self, out_h: int, out_w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Undeformed sampling rows (K, Ho, 1) and columns (K, 1, Wo) of every tap, row-major taps."""
+        k, d, p = self.size, self.dilation, self.padding
+        sy, sx = self.stride
+        tap = torch.arange(k, dtype=like.dtype, device=like.device) * d
+        tap_y, tap_x = tap.repeat_interleave(k), tap.repeat(k)
+        rows = torch.arange(out_h, dtype=like.dtype, device=like.device) * sy - p
+        cols = torch.arange(out_w, dtype=like.dtype, device=like.device) * sx - p
+        return tap_y[:, None, None] + rows[None, :, None], tap_x[:, None, None] + cols[None, None, :]
+
+    def sample(self, x: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Bilinearly sampled (and modulated) taps, (B, C, K, Ho, Wo); offsets (B, dg·K·2, Ho, Wo)
+        hold (dy, dx) per tap and deformable group, mask (B, dg·K, Ho, Wo); zeros outside."""
+        b, c, h, w = x.shape
+        dg, taps = self.deformable_groups, self.size * self.size
+        out_h, out_w = offsets.shape[-2:]
+        rows, cols = self._tap_positions(out_h, out_w, x)
+        offsets = offsets.reshape(b, dg, taps, 2, out_h, out_w)
+        y = rows + offsets[:, :, :, 0]
+        x_pos = cols + offsets[:, :, :, 1]
+        grid = torch.stack(((2 * x_pos + 1) / w - 1, (2 * y + 1) / h - 1), dim=-1)
+        grid = grid.reshape(b * dg, taps * out_h, out_w, 2)
+        sampled = F.grid_sample(
+            x.reshape(b * dg, c // dg, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        ).reshape(b, dg, c // dg, taps, out_h, out_w)
+        if mask is not None:
+            sampled = sampled * mask.reshape(b, dg, 1, taps, out_h, out_w)
+        return sampled.reshape(b, c, taps, out_h, out_w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dg_taps = self.deformable_groups * self.size * self.size
+        predicted = self.offset(x)
+        offsets = predicted[:, : 2 * dg_taps]
+        mask = torch.sigmoid(predicted[:, 2 * dg_taps :]) if self.modulated else None
+        return self.tail(self.deform(x, offsets, mask))
+
+    def deform(self, x: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The deformable convolution itself (no bias, norm or activation) for given offsets/mask."""
+        columns = self.sample(x, offsets, mask)
+        b, c, taps, out_h, out_w = columns.shape
+        g = self.groups
+        filters = self.weight.shape[0]
+        columns = columns.reshape(b, g, c // g, taps, out_h * out_w)
+        weight = self.weight.reshape(g, filters // g, c // g, taps)
+        return torch.einsum("bgckl,gfck->bgfl", columns, weight).reshape(b, filters, out_h, out_w)
+
+    def fuse(self) -> DeformConv:
+        """Fold the batch norm into the weights and a bias, in place; returns self."""
+        weight, _ = self.tail.fold(self.weight)
+        self.weight = nn.Parameter(weight.detach().clone())
+        self.tail.drop_norm()
+        return self
+
+
+class AddCoords(nn.Module):
+    """Append x and y coordinate channels in [−1, 1] (and the radius √(x²+y²)): CoordConv's input."""
+
+    def __init__(self, with_r: bool = False):
+        super().__init__()
+        self.with_r = with_r
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        xs = torch.linspace(-1, 1, w, dtype=x.dtype, device=x.device).reshape(1, 1, 1, w).expand(b, 1, h, w)
+        ys = torch.linspace(-1, 1, h, dtype=x.dtype, device=x.device).reshape(1, 1, h, 1).expand(b, 1, h, w)
+        coords = [xs, ys, torch.sqrt(xs * xs + ys * ys)] if self.with_r else [xs, ys]
+        return torch.cat([x, *coords], dim=1)
+
+
+class CoordConv(nn.Module):
+    """CoordConv: coordinate channels appended, then a darknet convolution over them all."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int,
+        size: int,
+        stride: tuple[int, int] = (1, 1),
+        padding: int = 0,
+        groups: int = 1,
+        dilation: int = 1,
+        batch_normalize: bool = False,
+        activation_name: str = "logistic",
+        with_r: bool = False,
+    ):
+        super().__init__()
+        self.coords = AddCoords(with_r)
+        coords = 3 if with_r else 2
+        self.conv = DarknetConv(
+            in_channels + coords, filters, size, stride, padding, groups, dilation, batch_normalize, activation_name
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.coords(x))
+
+
+class Ghost(nn.Module):
+    """GhostNet module: a primary conv makes ⌈filters/ratio⌉ maps, a cheap depthwise conv makes
+    (ratio−1) "ghosts" of each; both concatenated and trimmed to `filters`."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int,
+        size: int = 1,
+        ratio: int = 2,
+        dw_size: int = 3,
+        stride: int = 1,
+        relu: bool = True,
+    ):
+        super().__init__()
+        self.filters = filters
+        primary = math.ceil(filters / ratio)
+        act = "relu" if relu else "linear"
+        self.primary = ConvBNAct(in_channels, primary, size, stride, padding=size // 2, act=act)
+        ghosts = primary * (ratio - 1)
+        self.cheap = ConvBNAct(primary, ghosts, dw_size, 1, padding=dw_size // 2, groups=primary, act=act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.primary(x)
+        return torch.cat([x, self.cheap(x)], dim=1)[:, : self.filters]
+
+
+def binomial_filter(size: int) -> torch.Tensor:
+    """The normalised 2-D binomial (Pascal's triangle row ⊗ itself) low-pass filter, size×size."""
+    row = torch.tensor([math.comb(size - 1, i) for i in range(size)], dtype=torch.float32)
+    kernel = row[:, None] * row[None, :]
+    return kernel / kernel.sum()
+
+
+class BlurPool(nn.Module):
+    """Anti-aliased downsampling (Zhang 2019): pad, blur each channel with a binomial filter, subsample."""
+
+    def __init__(self, channels: int, filt_size: int = 3, stride: int = 2, pad_type: str = "reflect"):
+        super().__init__()
+        self.stride = stride
+        before = (filt_size - 1) // 2
+        after = filt_size - 1 - before
+        self.pad = (before, after, before, after)
+        self.mode = "constant" if pad_type == "zero" else pad_type
+        kernel = binomial_filter(filt_size).reshape(1, 1, filt_size, filt_size).repeat(channels, 1, 1, 1)
+        self.register_buffer("kernel", kernel, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self.pad):
+            x = F.pad(x, self.pad, mode=self.mode)
+        return F.conv2d(x, self.kernel.to(x.dtype), stride=self.stride, groups=x.shape[1])
+
+
+class AsymmetricConv(nn.Module):
+    """ACNet block: k×k, 1×k and k×1 convolutions (each with its own batch norm) summed, then the
+    activation; `fuse()` collapses the three into one k×k convolution."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int,
+        size: int,
+        stride: tuple[int, int] = (1, 1),
+        padding: int = 0,
+        groups: int = 1,
+        dilation: int = 1,
+        batch_normalize: bool = True,
+        activation_name: str = "logistic",
+    ):
+        super().__init__()
+        self.padding, self.dilation, self.groups = padding * dilation, dilation, groups
+        self.stride, self.activation_name = tuple(stride), activation_name
+        self.centre = (size // 2) * dilation
+
+        def branch(kernel: tuple[int, int]) -> ConvBNAct:
+            return ConvBNAct(
+                in_channels, filters, kernel, stride, 0, dilation, groups, bn=batch_normalize, act="linear"
+            )
+
+        self.square = branch((size, size))
+        self.horizontal = branch((1, size))
+        self.vertical = branch((size, 1))
+        self.act = activation(activation_name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p, e = self.padding, self.centre
+        if p:
+            x = F.pad(x, (p, p, p, p))
+        h, w = x.shape[-2:]
+        out = self.square(x) + self.horizontal(x[:, :, e : h - e]) + self.vertical(x[:, :, :, e : w - e])
+        return self.act(out)
+
+    def fuse(self) -> ConvBNAct:
+        """One k×k convolution (asymmetric kernels added onto its centre row and column) + activation."""
+        weight, bias = _conv_bn_kernel(self.square)
+        horizontal, h_bias = _conv_bn_kernel(self.horizontal)
+        vertical, v_bias = _conv_bn_kernel(self.vertical)
+        c = weight.shape[-1] // 2
+        weight = weight.clone()
+        weight[:, :, c : c + 1, :] += horizontal
+        weight[:, :, :, c : c + 1] += vertical
+        fused = plain_conv(
+            weight, bias + h_bias + v_bias, self.stride, self.padding, self.dilation, self.groups, self.activation_name
+        )
+        return fused.train(self.training)
+
+
+def _conv_bn_kernel(block: ConvBNAct) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of a linear ConvBNAct with its batch norm folded in (eval-mode statistics)."""
+    conv = fuse_conv_bn(block.conv, block.bn) if block.bn is not None else block.conv
+    bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels, device=conv.weight.device)
+    return conv.weight.detach(), bias.detach()
+
+
+class BlazeBlock(nn.Module):
+    """BlazeFace BlazeBlock: depthwise k×k (+BN) and 1×1 (+BN) convs (twice, with a ReLU between,
+    for the double block) added to a shortcut that is max-pooled when strided and zero-padded in
+    channels, then ReLU."""
+
+    def __init__(self, in_channels: int, filters: int, filters2: int | None = None, size: int = 5, stride: int = 1):
+        super().__init__()
+        out = filters2 if filters2 is not None else filters
+        self.extra_channels = out - in_channels
+        self.pool = nn.MaxPool2d(stride, stride, ceil_mode=True) if stride > 1 else None
+        layers = [
+            ConvBNAct(in_channels, in_channels, size, stride, groups=in_channels, act="linear"),
+            ConvBNAct(in_channels, filters, 1, act="linear" if filters2 is None else "relu"),
+        ]
+        if filters2 is not None:
+            layers += [
+                ConvBNAct(filters, filters, size, 1, groups=filters, act="linear"),
+                ConvBNAct(filters, filters2, 1, act="linear"),
+            ]
+        self.branch = nn.Sequential(*layers)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.pool(x) if self.pool is not None else x
+        if self.extra_channels:
+            shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.extra_channels))
+        return self.act(self.branch(x) + shortcut)
+
+
+class DepthwiseSeparable(nn.Module):
+    """Depthwise k×k conv + BN + activation, then pointwise 1×1 conv + BN + activation."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int,
+        size: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        batch_normalize: bool = True,
+        activation_name: str = "relu",
+    ):
+        super().__init__()
+        self.depthwise = ConvBNAct(
+            in_channels,
+            in_channels,
+            size,
+            stride,
+            dilation=dilation,
+            groups=in_channels,
+            bn=batch_normalize,
+            act=activation_name,
+        )
+        self.pointwise = ConvBNAct(in_channels, filters, 1, bn=batch_normalize, act=activation_name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+class MixConv(nn.Module):
+    """MixConv: one 'same'-padded convolution per kernel size, outputs concatenated. Full convs each
+    make `splits[i]` output channels; depthwise ones each take `splits[i]` input channels (with the
+    channel multiplier filters/in_channels)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int,
+        sizes: tuple[int, ...],
+        splits: tuple[int, ...],
+        stride: int = 1,
+        depthwise: bool = False,
+    ):
+        super().__init__()
+        self.splits = tuple(splits) if depthwise else None
+        multiplier = filters // in_channels
+
+        def conv(size: int, split: int) -> nn.Conv2d:
+            if depthwise:
+                return nn.Conv2d(split, split * multiplier, size, stride, size // 2, groups=split)
+            return nn.Conv2d(in_channels, split, size, stride, size // 2)
+
+        self.convs = nn.ModuleList(conv(k, n) for k, n in zip(sizes, splits))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(x, self.splits, dim=1) if self.splits else [x] * len(self.convs)
+        return torch.cat([conv(part) for conv, part in zip(self.convs, parts)], dim=1)
+
+
+class ODAttention(nn.Module):
+    """ODConv's attention: global average pool → FC → ReLU → four heads: input-channel, output-
+    channel (filter) and spatial attentions (sigmoid) and the kernel attention (softmax over kernels)."""
+
+    def __init__(self, in_channels: int, filters: int, size: int, kernel_num: int, reduction: float):
+        super().__init__()
+        hidden = max(int(in_channels * reduction), 16)
+        self.squeeze = nn.Linear(in_channels, hidden)
+        self.channel = nn.Linear(hidden, in_channels)
+        self.filter = nn.Linear(hidden, filters)
+        self.spatial = nn.Linear(hidden, size * size)
+        self.kernel = nn.Linear(hidden, kernel_num) if kernel_num > 1 else None
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(channel (B, C), filter (B, F), spatial (B, k, k), kernel (B, n)) attentions."""
+        z = F.relu(self.squeeze(x.mean(dim=(2, 3))))
+        spatial = torch.sigmoid(self.spatial(z)).reshape(-1, self.size, self.size)
+        kernel = torch.softmax(self.kernel(z), dim=1) if self.kernel is not None else z.new_ones(z.shape[0], 1)
+        return torch.sigmoid(self.channel(z)), torch.sigmoid(self.filter(z)), spatial, kernel
+
+
+class ODConv(nn.Module):
+    """Omni-dimensional dynamic convolution: per sample, the kernel is Σᵢ αₖᵢ·(αₛ ⊙ Wᵢ), the input
+    is scaled by the input-channel attention and the output by the filter attention."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int,
+        size: int,
+        stride: tuple[int, int] = (1, 1),
+        padding: int = 0,
+        groups: int = 1,
+        dilation: int = 1,
+        kernel_num: int = 4,
+        reduction: float = 0.0625,
+        batch_normalize: bool = False,
+        activation_name: str = "logistic",
+    ):
+        super().__init__()
+        self.stride, self.padding, self.dilation, self.groups = tuple(stride), padding * dilation, dilation, groups
+        self.attention = ODAttention(in_channels, filters, size, kernel_num, reduction)
+        kernels = [conv_weight(filters, in_channels // groups, size, size) for _ in range(kernel_num)]
+        self.weight = nn.Parameter(torch.stack(kernels))
+        self.tail = NormAct(filters, batch_normalize, activation_name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        channel, filter_, spatial, kernel = self.attention(x)
+        weight = torch.einsum("bn,nfchw->bfchw", kernel, self.weight) * spatial[:, None, None]
+        out = F.conv2d(
+            (x * channel[:, :, None, None]).reshape(1, b * c, h, w),
+            weight.reshape(-1, *weight.shape[2:]),
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=b * self.groups,
+        )
+        out = out.reshape(b, -1, *out.shape[-2:]) * filter_[:, :, None, None]
+        return self.tail(out)
+
+    def fuse(self) -> ODConv:
+        """Fold the batch norm into every candidate kernel and a bias, in place; returns self."""
+        weight, _ = self.tail.fold(self.weight)
+        self.weight = nn.Parameter(weight.detach().clone())
+        self.tail.drop_norm()
+        return self
+
+
+class RefConv(nn.Module):
+    """RefConv: a frozen base kernel W_b (a buffer) refocused by a learnable transformation,
+    W = W_b + T(W_b), where T is a zero-initialised conv over W_b's 2-D kernels taken as channels,
+    in groups of `groups` kernels (so a depthwise RefConv relates every channel's kernel to all the
+    others); then bias or batch norm and the activation. `fuse()` leaves one plain convolution."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int,
+        size: int,
+        stride: tuple[int, int] = (1, 1),
+        padding: int = 0,
+        groups: int = 1,
+        dilation: int = 1,
+        batch_normalize: bool = False,
+        activation_name: str = "logistic",
+    ):
+        super().__init__()
+        self.stride, self.padding, self.dilation, self.groups = tuple(stride), padding * dilation, dilation, groups
+        self.activation_name = activation_name
+        self.register_buffer("base", conv_weight(filters, in_channels // groups, size, size))
+        kernels = filters * (in_channels // groups)
+        map_size = 3 if size >= 3 else 1
+        self.refocus = nn.Conv2d(
+            kernels, kernels, map_size, padding=map_size // 2, groups=kernels // groups, bias=False
+        )
+        nn.init.zeros_(self.refocus.weight)
+        self.tail = NormAct(filters, batch_normalize, activation_name)
+
+    def kernel(self) -> torch.Tensor:
+        """The refocused kernel W_b + T(W_b)."""
+        f, c, kh, kw = self.base.shape
+        return self.base + self.refocus(self.base.reshape(1, f * c, kh, kw)).reshape(f, c, kh, kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.conv2d(x, self.kernel(), None, self.stride, self.padding, self.dilation, self.groups)
+        return self.tail(out)
+
+    def fuse(self) -> ConvBNAct:
+        """The equal plain convolution (batch norm folded) + activation."""
+        with torch.no_grad():
+            weight, bias = self.tail.fold(self.kernel())
+        fused = plain_conv(
+            weight, bias.detach(), self.stride, self.padding, self.dilation, self.groups, self.activation_name
+        )
+        return fused.train(self.training)
