@@ -662,12 +662,12 @@ def to_python(
     space = _inline_classes(classes, imports) if standalone else _import_classes(classes, imports)
     class_name = _choose_class_name(class_name, spec.file, space.globals)
     forward, returns = _forward_lines(layers, spec, {"self", class_name, *space.globals})
-    parts = [
-        "\n".join([*_header(spec), *imports.lines()]),
-        *space.definitions,
-        "\n".join(_class_lines(spec, layers, space.names, class_name, forward, returns)),
-    ]
-    return "\n\n\n".join(part.rstrip("\n") for part in parts) + "\n"
+    head = "\n".join([*_header(spec), *imports.lines()])
+    parts = [*space.definitions, "\n".join(_class_lines(spec, layers, space.names, class_name, forward, returns))]
+    body = "\n\n\n".join(part.rstrip("\n") for part in parts)
+    # isort's rule: two blank lines after the imports before a def or class, else one.
+    gap = "\n\n\n" if re.match(r"(@|class |def |async def )", body) else "\n\n"
+    return head + gap + body + "\n"
 
 
 def _choose_class_name(requested: str | None, file: str, taken: set[str]) -> str:

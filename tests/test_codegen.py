@@ -318,6 +318,7 @@ CHECKER = """
 import importlib.util, json, sys
 import torch
 
+torch.set_num_threads(1)  # as in the parent (conftest.py), so sums run in the same order
 assert importlib.util.find_spec("netcfg") is None, "netcfg must not be importable here"
 results = {}
 for case in json.load(open("cases.json")):
