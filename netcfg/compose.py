@@ -8,7 +8,8 @@
 - `[include]` with `file=` (and optional `name=`, `repeat=`) inlines another cfg's layers in place;
   its `[net]` is ignored and its first layer reads the layer before the include. The path is relative
   to the including file, else a bundled cfg name. An included file keeps its own scope: its absolute
-  indices count from its own first layer, its references cannot leave it, and its labels are reached
+  indices count from its own first layer, its references cannot leave it except to its input (a
+  relative reference landing just before its first layer, as -1 there does), and its labels are reached
   from outside as `<include name>.<label>` (the include's `name=`, else the file's stem), nested
   includes as `outer.inner.label`. The include's name alone names its last layer.
 """
@@ -55,11 +56,11 @@ class Scope:
         if isinstance(value, str):
             return self._resolve_label(value, index)
         local = index - self.offset
-        if local == 0 and value == -1:
-            return self.input
         target = local + value if value < 0 else value
+        if value < 0 and target == -1 and (local == 0 or self.included):
+            return self.input
         if not 0 <= target < local:
-            where = " of this included file" if self.included else ""
+            where = " of this included file or its input" if self.included else ""
             raise SpecError(f"layer reference {value} resolves to {target}, outside layers 0..{local - 1}{where}")
         return self.offset + target
 

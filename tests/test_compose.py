@@ -147,6 +147,29 @@ def test_included_network_equals_the_flat_cfg(tmp_path):
     torch.testing.assert_close(included(x), written(x))
 
 
+RESIDUAL = "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n" * 2 + "[shortcut]\nfrom=-3\n"
+
+
+def test_an_included_file_reaches_its_input_by_a_relative_reference(tmp_path):
+    """`from=-3` on the third layer lands just before the file: its input, the layer before the include."""
+    _write(tmp_path, "residual.cfg", RESIDUAL)
+    main = _write(tmp_path, "main.cfg", NET + CONV.format(f=4, s=1) + "[include]\nfile=residual.cfg\nrepeat=2\n")
+    spec = netcfg.parse(main)
+    assert [layer.sources for layer in spec.layers[3::3]] == [(2, 0), (5, 3)]
+    included, written = netcfg.build(main), netcfg.build(NET + CONV.format(f=4, s=1) + 2 * RESIDUAL)
+    written.load_state_dict(included.state_dict())
+    x = torch.randn(1, 3, 16, 16)
+    torch.testing.assert_close(included(x), written(x))
+
+
+def test_an_included_file_first_in_the_network_reaches_the_network_input(tmp_path):
+    _write(tmp_path, "residual.cfg", RESIDUAL.replace("filters=4", "filters=3"))
+    model = netcfg.build(_write(tmp_path, "main.cfg", NET + "[include]\nfile=residual.cfg\n"))
+    assert model.spec.layers[2].sources == (1, -1)
+    x = torch.randn(1, 3, 16, 16)
+    torch.testing.assert_close(model(x), model(x, return_layers=[1])[1] + x)
+
+
 def test_include_name_defaults_to_the_file_stem_and_nests(tmp_path):
     _write(tmp_path, "block.cfg", BLOCK)
     _write(tmp_path, "middle.cfg", "[include]\nfile=block.cfg\n")
