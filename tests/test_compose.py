@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import netcfg
+from netcfg.spec import NETWORK_INPUT
 
 NET = "[net]\nwidth=16\nheight=16\nchannels=3\n"  # 4 lines: the first layer header is line 5
 CONV = "[convolutional]\nfilters={f}\nsize=3\nstride={s}\npad=1\nactivation=leaky\n"
@@ -162,10 +163,9 @@ def test_an_included_file_reaches_its_input_by_a_relative_reference(tmp_path):
     torch.testing.assert_close(included(x), written(x))
 
 
-def test_an_included_file_first_in_the_network_reaches_the_network_input(tmp_path):
-    _write(tmp_path, "residual.cfg", RESIDUAL.replace("filters=4", "filters=3"))
-    model = netcfg.build(_write(tmp_path, "main.cfg", NET + "[include]\nfile=residual.cfg\n"))
-    assert model.spec.layers[2].sources == (1, -1)
+def test_the_top_level_file_reaches_the_network_input_by_a_relative_reference():
+    model = netcfg.build(NET + RESIDUAL.replace("filters=4", "filters=3"))
+    assert model.spec.layers[2].sources == (1, NETWORK_INPUT)
     x = torch.randn(1, 3, 16, 16)
     torch.testing.assert_close(model(x), model(x, return_layers=[1])[1] + x)
 
