@@ -3,14 +3,17 @@
 - `repeat=N` on any section stands for N real layers (darknet indices count every copy); copies after
   the first get `stride=1` (and lose `stride_x`/`stride_y`) when the section type has a `stride` key.
   A label on a repeated section names its last copy.
+- A relative reference landing just before a file's first layer reads the file's input: the layer
+  before the include, or the network input (`-1` on the first layer, `from=-5` on a block's fifth).
 - `name=label` names a layer; every layer reference (`layers=`, `from=`, ...) accepts a label.
   Labels are letters, digits, `_` and `-`, not starting with a digit, and unique within their file.
 - `[include]` with `file=` (and optional `name=`, `repeat=`) inlines another cfg's layers in place;
   its `[net]` is ignored and its first layer reads the layer before the include. The path is relative
   to the including file, else a bundled cfg name. An included file keeps its own scope: its absolute
-  indices count from its own first layer, its references cannot leave it, and its labels are reached
-  from outside as `<include name>.<label>` (the include's `name=`, else the file's stem), nested
-  includes as `outer.inner.label`. The include's name alone names its last layer.
+  indices count from its own first layer, its references cannot leave it (except to its input, as
+  above), and its labels are reached from outside as `<include name>.<label>` (the include's `name=`,
+  else the file's stem), nested includes as `outer.inner.label`. The include's name alone names its
+  last layer.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ class Scope:
 
     @property
     def input(self) -> int:
-        """What `-1` means on the file's first layer: the layer before it, or the network input."""
+        """What a relative reference landing just before the file's first layer (`-1` on that layer)
+        reads: the layer before the file, or the network input."""
         return self.offset - 1 if self.offset > 0 else NETWORK_INPUT
 
     def resolve(self, value: int | str, index: int) -> int:
@@ -55,9 +59,9 @@ class Scope:
         if isinstance(value, str):
             return self._resolve_label(value, index)
         local = index - self.offset
-        if local == 0 and value == -1:
-            return self.input
         target = local + value if value < 0 else value
+        if value < 0 and target == -1:
+            return self.input
         if not 0 <= target < local:
             where = " of this included file" if self.included else ""
             raise SpecError(f"layer reference {value} resolves to {target}, outside layers 0..{local - 1}{where}")

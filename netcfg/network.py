@@ -3,12 +3,17 @@ keeps each output only until its last reader has run."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from .registry import did_you_mean
 from .spec import NETWORK_INPUT, Spec
+
+#: For one `return_layers` request: the layer indices to return, and the outputs to free after each step.
+Plan = tuple[tuple[int, ...], list[tuple[int, ...]]]
 
 
 def _release_plan(sources: Sequence[Sequence[int]], keep: set[int]) -> list[tuple[int, ...]]:
@@ -28,7 +33,8 @@ class Network(nn.Module):
     """A darknet-style network. `layers[i]` is darknet layer i.
 
     `model(x)` returns the outputs of the output layers (`[yolo]`/`[region]`) as a list, else the
-    last layer's output; `model(x, return_layers=[i, j])` returns a dict of those layers' outputs.
+    last layer's output; `model(x, return_layers=[i, "label", ...])` returns a dict of those layers'
+    outputs keyed as given: indices (negative ones count from the end) or labels (`spec.labels`).
     """
 
     def __init__(self, spec: Spec, layers: Sequence[nn.Module]):
@@ -38,25 +44,44 @@ class Network(nn.Module):
         self._sources = tuple(layer.sources for layer in spec.layers)
         self._outputs = spec.outputs
         self._list_output = any(spec.layers[i].section.is_output for i in spec.outputs)
-        self._plans: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+        self._plans: dict[tuple[int | str, ...] | None, Plan] = {}
         self.fused = False
 
-    def _plan(self, keep: tuple[int, ...]) -> list[tuple[int, ...]]:
-        plan = self._plans.get(keep)
+    def _plan(self, return_layers: tuple[int | str, ...] | None) -> Plan:
+        """The layers to return and when to free each output, resolved once per `return_layers`."""
+        plan = self._plans.get(return_layers)
         if plan is None:
-            plan = self._plans[keep] = _release_plan(self._sources, set(keep))
+            wanted = self._outputs if return_layers is None else tuple(map(self._layer_index, return_layers))
+            plan = self._plans[return_layers] = (wanted, _release_plan(self._sources, set(wanted)))
         return plan
 
-    def forward(self, x: torch.Tensor, return_layers: Sequence[int] | None = None):
-        wanted = tuple(self._outputs if return_layers is None else (i % len(self.layers) for i in return_layers))
-        release = self._plan(wanted)
+    def _layer_index(self, layer: int | str) -> int:
+        """A layer index (negative counts from the end) or label → the layer's index."""
+        labels = self.spec.labels
+        if isinstance(layer, str):
+            if layer not in labels:
+                known = ", ".join(sorted(labels, key=labels.get)) or "none"
+                hint = did_you_mean(layer, set(labels))
+                raise KeyError(f"unknown layer label {layer!r}{hint}; known labels: {known}")
+            return labels[layer]
+        count = len(self.layers)
+        index = operator.index(layer)
+        if not -count <= index < count:
+            raise IndexError(f"layer {index} is outside layers 0..{count - 1}")
+        return index % count
+
+    def forward(self, x: torch.Tensor, return_layers: Sequence[int | str] | None = None):
+        if isinstance(return_layers, str):
+            raise TypeError(f"return_layers takes a list of layers, e.g. [{return_layers!r}], not a string")
+        keys = None if return_layers is None else tuple(return_layers)
+        wanted, release = self._plan(keys)
         outs: dict[int, torch.Tensor] = {NETWORK_INPUT: x}
         for i, layer in enumerate(self.layers):
             outs[i] = layer(*[outs[s] for s in self._sources[i]])
             for j in release[i]:
                 del outs[j]
-        if return_layers is not None:
-            return {i: outs[j] for i, j in zip(return_layers, wanted)}
+        if keys is not None:
+            return {key: outs[j] for key, j in zip(keys, wanted)}
         if self._list_output:
             return [outs[i] for i in self._outputs]
         return outs[self._outputs[-1]] if len(self._outputs) == 1 else [outs[i] for i in self._outputs]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import netcfg
+from netcfg.spec import NETWORK_INPUT
 
 NET = "[net]\nwidth=16\nheight=16\nchannels=3\n"  # 4 lines: the first layer header is line 5
 CONV = "[convolutional]\nfilters={f}\nsize=3\nstride={s}\npad=1\nactivation=leaky\n"
@@ -145,6 +146,28 @@ def test_included_network_equals_the_flat_cfg(tmp_path):
     written.load_state_dict(included.state_dict())
     x = torch.randn(1, 3, 16, 16)
     torch.testing.assert_close(included(x), written(x))
+
+
+RESIDUAL = "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n" * 2 + "[shortcut]\nfrom=-3\n"
+
+
+def test_an_included_file_reaches_its_input_by_a_relative_reference(tmp_path):
+    """`from=-3` on the third layer lands just before the file: its input, the layer before the include."""
+    _write(tmp_path, "residual.cfg", RESIDUAL)
+    main = _write(tmp_path, "main.cfg", NET + CONV.format(f=4, s=1) + "[include]\nfile=residual.cfg\nrepeat=2\n")
+    spec = netcfg.parse(main)
+    assert [layer.sources for layer in spec.layers[3::3]] == [(2, 0), (5, 3)]
+    included, written = netcfg.build(main), netcfg.build(NET + CONV.format(f=4, s=1) + 2 * RESIDUAL)
+    written.load_state_dict(included.state_dict())
+    x = torch.randn(1, 3, 16, 16)
+    torch.testing.assert_close(included(x), written(x))
+
+
+def test_the_top_level_file_reaches_the_network_input_by_a_relative_reference():
+    model = netcfg.build(NET + RESIDUAL.replace("filters=4", "filters=3"))
+    assert model.spec.layers[2].sources == (1, NETWORK_INPUT)
+    x = torch.randn(1, 3, 16, 16)
+    torch.testing.assert_close(model(x), model(x, return_layers=[1])[1] + x)
 
 
 def test_include_name_defaults_to_the_file_stem_and_nests(tmp_path):

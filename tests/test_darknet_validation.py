@@ -74,7 +74,7 @@ def test_shortcut_height_width_mismatch_names_both_shapes():
         ("[softmax]\ntree=data/9k.tree\n", 6, "tree", ["tree"]),
         ("[shortcut]\nfrom=-1\nweights_type=per_pixel\n", 7, "weights_type", ["per_pixel", "per_channel"]),
         ("[dropout]\nprobability=1.5\n", 6, "probability", ["1"]),
-        ("[yolo]\nmask=0,3\nnum=3\nclasses=1\n", 5, None, ["mask index 3", "num=3"]),
+        ("[yolo]\nmask=0,3\nnum=3\nclasses=1\n", 6, "mask", ["mask index 3", "num=3"]),
     ],
 )
 def test_impossible_values_name_the_key_line_and_values(body, line, key, words):
