@@ -164,13 +164,12 @@ def default_class_name(file: str) -> str:
     return f"Net{name}" if name[0].isdigit() or class_name_error(name) else name
 
 
-def _label(layer: LayerSpec) -> str | None:
-    """The layer's `name=` label as written, if the cfg gave one."""
-    for value in (getattr(layer, "name", None), getattr(layer, "label", None)):
-        if isinstance(value, str) and value:
-            return value
-    option = layer.raw.options.get("name")
-    return option.value if option is not None else None
+def _labels(spec: Spec) -> dict[int, str]:
+    """Each labelled layer's first label (`name=`, or `include.label` for included files)."""
+    out: dict[int, str] = {}
+    for label, index in spec.labels.items():
+        out.setdefault(index, label)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -179,10 +178,11 @@ def _label(layer: LayerSpec) -> str | None:
 
 @dataclass(frozen=True)
 class _Layer:
-    """A validated layer and the module call that builds it."""
+    """A validated layer, the module call that builds it and its label, if any."""
 
     spec: LayerSpec
     call: LayerCall
+    label: str | None = None
 
     @property
     def index(self) -> int:
@@ -248,7 +248,8 @@ _INLINE: dict[type[nn.Module], InlineRule] = {Route: _inline_route, Shortcut: _i
 
 
 def _saved_names(layers: Sequence[_Layer], outputs: Sequence[int], taken: set[str]) -> dict[int, str]:
-    """A variable for each output that must outlive the next layer (read later, or returned)."""
+    """A variable for each output (and the network input) that must outlive the next layer: read
+    later, or returned."""
     readers: dict[int, set[int]] = {}
     for layer in layers:
         for source in layer.spec.sources:
@@ -256,20 +257,21 @@ def _saved_names(layers: Sequence[_Layer], outputs: Sequence[int], taken: set[st
     last = len(layers) - 1
     names: dict[int, str] = {}
     used = set(taken) | {"x"}
-    for layer in layers:
-        i = layer.index
+    for i, base in [(NETWORK_INPUT, "net_input"), *((layer.index, _variable_base(layer)) for layer in layers)]:
         if not (readers.get(i, set()) - {i + 1} or (i in outputs and i != last)):
             continue
-        label = _label(layer.spec)
-        base = (_identifier(label, "") if label else "") or _identifier(
-            f"{layer.spec.section.type_name}_{i}", f"layer_{i}"
-        )
         name = base if base not in used else f"{base}_{i}"
         while name in used:
             name += "_"
         used.add(name)
         names[i] = name
     return names
+
+
+def _variable_base(layer: _Layer) -> str:
+    """`<label>` or `<type>_<index>`, as an identifier."""
+    fallback = _identifier(f"{layer.spec.section.type_name}_{layer.index}", f"layer_{layer.index}")
+    return _identifier(layer.label, fallback) if layer.label else fallback
 
 
 def _forward_lines(layers: Sequence[_Layer], spec: Spec, taken: set[str]) -> tuple[list[str], str]:
@@ -282,10 +284,10 @@ def _forward_lines(layers: Sequence[_Layer], spec: Spec, taken: set[str]) -> tup
     saved = _saved_names(layers, outputs, taken)
     last_reader = {source: layer.index for layer in layers for source in layer.spec.sources}
     returned = {saved[o] for o in outputs if o in saved}
-    body: list[str] = []
+    body = [f"{INDENT * 2}{saved[NETWORK_INPUT]} = x"] if NETWORK_INPUT in saved else []
     for layer in layers:
         i = layer.index
-        args = ["x" if s in (i - 1, NETWORK_INPUT) else saved[s] for s in layer.spec.sources]
+        args = ["x" if s == i - 1 else saved[s] for s in layer.spec.sources]
         body += _statement(layer, args)
         if i in saved:
             body.append(f"{INDENT * 2}{saved[i]} = x")
@@ -649,8 +651,10 @@ def to_python(
     replace `[net]` keys, as in `build`.
     """
     spec = cfg if isinstance(cfg, Spec) else parse(cfg, **net_overrides)
+    labels = _labels(spec)
     layers = [
-        _Layer(layer, layer.section.layer(list(layer.input_shapes), spec.context(layer))) for layer in spec.layers
+        _Layer(layer, layer.section.layer(list(layer.input_shapes), spec.context(layer)), labels.get(layer.index))
+        for layer in spec.layers
     ]
     classes = list(dict.fromkeys(layer.call.cls for layer in layers))
     for cls in classes:
@@ -784,18 +788,19 @@ def _layer_entries(layers: list[_Layer], names: dict[type, str]) -> list[str]:
                 CfgItem(f"cannot write as Python: {exc}", raw.file, raw.line, raw.column, layer.index, raw.name)
             )
             continue
-        out += [f"{INDENT * 4}# {_layer_comment(layer.spec)}", *_lines(call, 4, trail=",")]
+        out += [f"{INDENT * 4}# {_layer_comment(layer)}", *_lines(call, 4, trail=",")]
     if items:
         raise CfgError(items)
     return out
 
 
-def _layer_comment(layer: LayerSpec) -> str:
-    label = _label(layer)
-    named = f" {_identifier(label, '?')}" if label else ""
-    file = _inert(Path(layer.raw.file).name if layer.raw.file != "<cfg>" else "cfg", 50)
-    shape = "x".join(map(str, layer.shape))
-    return f"{layer.index}: [{_inert(layer.section.type_name, 40)}]{named} at {file}:{layer.raw.line} -> {shape}"
+def _layer_comment(layer: _Layer) -> str:
+    """`<index>: [<type>] <label> at <file>:<line> -> <C>x<H>x<W>`."""
+    named = f" {_identifier(layer.label, '?')}" if layer.label else ""
+    raw = layer.spec.raw
+    file = _inert(Path(raw.file).name if raw.file != "<cfg>" else "cfg", 50)
+    shape = "x".join(map(str, layer.spec.shape))
+    return f"{layer.index}: [{_inert(layer.spec.section.type_name, 40)}]{named} at {file}:{raw.line} -> {shape}"
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from torch import nn
 
 import netcfg
 from netcfg.codegen import IDENTIFIER, convert_main, default_class_name, literal, to_python
-from netcfg.parse import RawOption
 from netcfg.registry import EXAMPLE_NET, LayerCall, section_types
 from netcfg.resources import bundled_cfgs
 from netcfg.sections.darknet import UpsampleSection
@@ -108,6 +107,13 @@ num=3
 classes=2
 """
 
+LABELLED = EXAMPLE_NET + (
+    "[convolutional]\nfilters=8\nsize=1\n"
+    "[convolutional]\nfilters=8\nsize=3\npad=1\nname=body\n"
+    "[shortcut]\nfrom=-3\n"  # lands just before the first layer: the network input
+    "[route]\nlayers=body,-1\n"
+)
+
 
 # ------------------------------------------------------------------------------------------------
 # helpers
@@ -125,14 +131,17 @@ def _shared() -> list[str]:
 
 
 def _spec_at_small_size(cfg) -> netcfg.Spec:
-    """The cfg at the smallest of 64/128/256 pixels that its strides allow."""
-    error = None
-    for size in (64, 128, 256):
+    """The cfg at its own size when that is small, else at the smallest of 64/128/256 pixels that its
+    strides allow."""
+    spec = netcfg.parse(cfg)
+    if max(spec.net.width, spec.net.height) <= 64:
+        return spec
+    for size in (64, 128):
         try:
             return netcfg.parse(cfg, width=size, height=size)
-        except netcfg.CfgError as exc:
-            error = exc
-    raise error
+        except netcfg.CfgError:
+            pass
+    return netcfg.parse(cfg, width=256, height=256)
 
 
 def load_class(source: str, directory: Path, stem: str = "generated", class_name: str = "Generated") -> type:
@@ -270,8 +279,9 @@ def test_single_output_network_returns_a_tensor(tmp_path):
     assert_equivalent(netcfg.parse(cfg), tmp_path)
 
 
-def test_forward_deletes_each_saved_output_right_after_its_last_reader():
-    tree = ast.parse(to_python(TINY, class_name="Generated"))
+@pytest.mark.parametrize("cfg", [TINY, LABELLED], ids=["tiny", "labelled"])
+def test_forward_deletes_each_saved_output_right_after_its_last_reader(cfg):
+    tree = ast.parse(to_python(cfg, class_name="Generated"))
     forward = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "forward")
     body = forward.body
     assigned = {t.id for s in body if isinstance(s, ast.Assign) for t in s.targets} - {"x"}
@@ -604,14 +614,13 @@ def test_infinity_is_written_as_a_float_call():
     assert_inert(source)
 
 
-def test_hostile_name_labels_and_file_names_stay_in_comments(tmp_path):
+def test_hostile_labels_and_file_names_stay_in_comments(tmp_path):
     evil = tmp_path / f'evil"""\n{PAYLOAD}#.cfg'
     evil.write_text(
         EXAMPLE_NET + "[convolutional]\nfilters=4\nsize=1\n[convolutional]\nfilters=4\nsize=1\n[route]\nlayers=-1,0\n"
     )
     spec = netcfg.parse(evil)
-    first = spec.layers[0].raw
-    first.options["name"] = RawOption("name", f'x"""\n{PAYLOAD}\r\n# ', first.line + 1, 1)
+    spec.labels[f'x"""\n{PAYLOAD}\r\n# '] = 0  # a label netcfg's own rules would refuse
     source = to_python(spec)
     assert_inert(source)
     assert "x_import_os_system_echo_pwned = x" in source  # the label, as a sanitised variable name
@@ -619,6 +628,15 @@ def test_hostile_name_labels_and_file_names_stay_in_comments(tmp_path):
     exec(compile(source, "<generated>", "exec"), namespace)
     model = [v for v in namespace.values() if isinstance(v, type) and issubclass(v, nn.Module)][-1]()
     assert state_shapes(model) == state_shapes(netcfg.build(spec))
+
+
+def test_labels_name_variables_and_the_input_can_be_read_later(tmp_path):
+    cfg = LABELLED
+    source = to_python(cfg, class_name="Generated")
+    assert "net_input = x\n" in source and "x = x + net_input\n        del net_input\n" in source
+    assert "body = x\n" in source and "torch.cat([body, x], dim=1)" in source
+    assert "# 1: [convolutional] body at cfg:" in source
+    assert_equivalent(netcfg.parse(cfg), tmp_path)
 
 
 def test_literal_accepts_only_plain_values():
