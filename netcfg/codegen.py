@@ -15,11 +15,16 @@ Design:
   are written as `torch.cat` and `+` (`_INLINE`); their modules still hold their index in `layers`,
   so every index (parameter-free or not) keeps its darknet number.
 - `standalone=True` inlines the source of every module class used and, transitively, every
-  module-level name it refers to in its package (functions, classes, constants), so the file needs
-  only torch.
+  module-level name it refers to in its package (functions, classes, constants): each inlined
+  statement's names are resolved with `ast` against its module's top-level definitions and imports,
+  through `from .x import y` and `module.attr` (both rewritten away). Definitions come in the order
+  of their modules, dependencies first; two with one name are renamed `<name>_<module>`. Imports of
+  anything else (torch, stdlib) are merged and sorted, so the file needs only torch.
 - Safety: cfg values reach the output only through `literal()` (finite numbers, booleans, None,
-  tuples of those and identifier-like strings); labels and file names only reach comments after
-  sanitising, and identifiers only after `_identifier`. Nothing else from a cfg is printed.
+  tuples of those and identifier-like strings). Labels reach it only as `_identifier()` names, file
+  names and section names only through `_inert()` in comments and the docstring. Nothing else from
+  a cfg is printed.
+- `convert_main` is the `netcfg convert` subcommand, argument parsing included.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import keyword
 import math
 import re
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -43,7 +49,7 @@ from typing import Any
 from torch import nn
 
 from .api import CfgSource, parse
-from .errors import CfgError, CfgItem
+from .errors import CfgError, CfgItem, CfgWarning
 from .modules.darknet import Route, Shortcut
 from .registry import LayerCall
 from .spec import NETWORK_INPUT, LayerSpec, Spec
@@ -808,27 +814,41 @@ def _layer_comment(layer: _Layer) -> str:
 
 
 def convert_main(argv: Sequence[str] | None = None) -> int:
-    """`netcfg convert FILE [-o out.py] [--class-name Name] [--standalone]`; returns the exit status."""
+    """`netcfg convert FILE [-o out.py] [--class-name Name] [--standalone]`; returns the exit status:
+    0, 1 for a bad cfg or unreadable file (printed one problem per line), 2 for bad arguments."""
     parser = argparse.ArgumentParser(
         prog="netcfg convert", description="Write a cfg as a plain PyTorch module (Python source)."
     )
-    parser.add_argument("file", help="cfg path or bundled cfg name")
+    parser.add_argument("file", metavar="FILE", help="a cfg file or a bundled name such as yolov3-tiny")
     parser.add_argument("-o", "--output", help="write here instead of standard output")
     parser.add_argument("--class-name", help="name of the generated nn.Module class (default: from the file name)")
     parser.add_argument("--standalone", action="store_true", help="inline netcfg's block modules: needs only torch")
+    parser.add_argument("--width", type=int, help="override [net] width")
+    parser.add_argument("--height", type=int, help="override [net] height")
     args = parser.parse_args(argv)
     if args.class_name is not None and (error := class_name_error(args.class_name)):
         parser.error(error)
-    try:
-        source = to_python(args.file, class_name=args.class_name, standalone=args.standalone)
-    except CfgError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        print(f"netcfg convert: {exc}", file=sys.stderr)
-        return 2
-    if args.output:
-        Path(args.output).write_text(source, encoding="utf-8")
-    else:
+    overrides = {k: v for k, v in (("width", args.width), ("height", args.height)) if v is not None}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CfgWarning)
+        try:
+            source = to_python(args.file, args.class_name, args.standalone, **overrides)
+        except CfgError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"{args.file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        except ValueError as exc:
+            parser.error(str(exc))
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    if args.output is None:
         sys.stdout.write(source)
+        return 0
+    try:
+        Path(args.output).write_text(source, encoding="utf-8")
+    except OSError as exc:
+        print(f"{args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0

@@ -542,9 +542,14 @@ def test_convert_command(tmp_path, capsys):
     (tmp_path / "bad.cfg").write_text("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=0\n")
     assert convert_main([str(tmp_path / "bad.cfg")]) == 1
     assert "bad.cfg:5:" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_:
-        convert_main([str(cfg), "--class-name", "not valid"])
-    assert exit_.value.code == 2
+    for bad in (["--class-name", "not valid"], ["--class-name", "DarknetConv"]):
+        with pytest.raises(SystemExit) as exit_:
+            convert_main([str(cfg), *bad])
+        assert exit_.value.code == 2
+    assert convert_main([str(cfg), "--width", "64", "--height", "96", "-o", str(out)]) == 0
+    assert "(input 3x96x64)" in out.read_text()
+    assert convert_main([str(cfg), "-o", str(tmp_path / "missing" / "out.py")]) == 1
+    assert "cannot write" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------
