@@ -84,6 +84,8 @@ class Section(BaseModel):
     example: ClassVar[str] = ""
     #: Whether this layer's output is a network output (`[yolo]`, `[region]`).
     is_output: ClassVar[bool] = False
+    #: Whether this is a training loss (`[cost]`): passed through, never the default output.
+    is_loss: ClassVar[bool] = False
 
     _extras: dict[str, str] = PrivateAttr(default_factory=dict)
 

@@ -34,7 +34,6 @@ REFUSED = {
     "crnn": "recurrent layers are not supported",
     "conv_lstm": "recurrent layers are not supported",
     "history": "recurrent layers are not supported",
-    "cost": "training-only (loss) layers are not supported",
     "contrastive": "training-only (loss) layers are not supported",
     "detection": "the YOLOv1 detection layer is not supported",
     "local": "locally connected layers are not supported",
@@ -172,7 +171,13 @@ def build_spec(raws: list[RawSection], file: str = "<cfg>", net_overrides: dict 
     if errors.items:
         raise CfgError(sorted(errors.items, key=lambda i: (i.file != file, i.file, i.line, i.column)))
     outputs = outputs or tuple(layer.index for layer in layers if layer.section.is_output)
-    return Spec(file, net, tuple(layers), outputs or (len(layers) - 1,), dict(top.labels))
+    return Spec(file, net, tuple(layers), outputs or _last_non_loss(layers), dict(top.labels))
+
+
+def _last_non_loss(layers: list[LayerSpec]) -> tuple[int, ...]:
+    """The default output: the last layer that is not a loss, as darknet's get_network_output."""
+    kept = [layer.index for layer in layers if not layer.section.is_loss]
+    return (kept[-1] if kept else len(layers) - 1,)
 
 
 def _outputs(option: RawOption | None, net_raw: RawSection, top: Scope, count: int, errors: _Collector) -> tuple:

@@ -6,6 +6,8 @@ import pytest
 import torch
 from darknet_ref import FLT_MAX, assert_close, batchnorm, blur, build, conv, flat, maxpool, output, softmax
 
+import netcfg
+
 torch.manual_seed(0)
 
 
@@ -540,3 +542,12 @@ def test_convolutional_bflops_follow_darknet():
 def test_cbn_implies_batch_normalize():
     layer = build("[convolutional]\nfilters=2\nsize=1\ncbn=1\n", c=2, h=2, w=2).layers[0]
     assert layer.bn is not None and layer.conv.bias is None
+
+
+def test_cost_passes_through_and_is_never_the_default_output():
+    """Darknet's get_network_output returns the last non-[cost] layer; so do we."""
+    model = netcfg.build("[net]\nwidth=4\nheight=4\nchannels=3\n[avgpool]\n[softmax]\n[cost]\ntype=sse\n")
+    x = torch.randn(2, 3, 4, 4)
+    expected = torch.softmax(x.mean(dim=(2, 3)), dim=1).reshape(2, 3, 1, 1)
+    assert model.spec.outputs == (1,)
+    torch.testing.assert_close(model(x), expected)

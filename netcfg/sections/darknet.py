@@ -649,6 +649,19 @@ class EmptySection(Section):
         return LayerCall(m.Empty)
 
 
+@register("cost", family="darknet")
+class CostSection(Section):
+    """`[cost]`: a training loss. At inference it passes its input through and is never the
+    network output: darknet's get_network_output skips cost layers the same way."""
+
+    ignored_keys: ClassVar[frozenset[str]] = frozenset({"type", "scale", "ratio", "noobject_scale", "thresh"})
+    example: ClassVar[str] = "[avgpool]\n[softmax]\n[cost]\ntype=sse\n"
+    is_loss: ClassVar[bool] = True
+
+    def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
+        return LayerCall(m.Empty)
+
+
 @register("crop", family="darknet")
 class CropSection(Section):
     """`[crop]` at inference: the centred crop_height×crop_width window, mapped to 2x − 1 unless
