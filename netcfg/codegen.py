@@ -813,21 +813,38 @@ def _layer_comment(layer: _Layer) -> str:
 # Command line
 
 
+CONVERT_HELP = "write a cfg as a plain PyTorch module (Python source)"
+
+
 def convert_main(argv: Sequence[str] | None = None) -> int:
     """`netcfg convert FILE [-o out.py] [--class-name Name] [--standalone]`; returns the exit status:
-    0, 1 for a bad cfg or unreadable file (printed one problem per line), 2 for bad arguments."""
-    parser = argparse.ArgumentParser(
-        prog="netcfg convert", description="Write a cfg as a plain PyTorch module (Python source)."
-    )
+    0, 1 for a bad cfg or an unreadable or unwritable file (printed one problem per line), 2 for bad
+    arguments."""
+    parser = argparse.ArgumentParser(prog="netcfg convert", description=CONVERT_HELP)
+    convert_arguments(parser)
+    return run_convert(parser.parse_args(argv))
+
+
+def convert_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `convert` subcommand's arguments (usable as a `netcfg.cli.Command`'s `arguments`)."""
     parser.add_argument("file", metavar="FILE", help="a cfg file or a bundled name such as yolov3-tiny")
     parser.add_argument("-o", "--output", help="write here instead of standard output")
-    parser.add_argument("--class-name", help="name of the generated nn.Module class (default: from the file name)")
+    parser.add_argument(
+        "--class-name", type=_class_name_argument, help="the nn.Module class's name (default: from the file name)"
+    )
     parser.add_argument("--standalone", action="store_true", help="inline netcfg's block modules: needs only torch")
     parser.add_argument("--width", type=int, help="override [net] width")
     parser.add_argument("--height", type=int, help="override [net] height")
-    args = parser.parse_args(argv)
-    if args.class_name is not None and (error := class_name_error(args.class_name)):
-        parser.error(error)
+
+
+def _class_name_argument(value: str) -> str:
+    if error := class_name_error(value):
+        raise argparse.ArgumentTypeError(error)
+    return value
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Run `convert` on parsed arguments (usable as a `netcfg.cli.Command`'s `run`)."""
     overrides = {k: v for k, v in (("width", args.width), ("height", args.height)) if v is not None}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CfgWarning)
@@ -840,7 +857,8 @@ def convert_main(argv: Sequence[str] | None = None) -> int:
             print(f"{args.file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
             return 1
         except ValueError as exc:
-            parser.error(str(exc))
+            print(f"netcfg convert: error: {exc}", file=sys.stderr)
+            return 2
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     if args.output is None:

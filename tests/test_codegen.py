@@ -542,14 +542,24 @@ def test_convert_command(tmp_path, capsys):
     (tmp_path / "bad.cfg").write_text("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=0\n")
     assert convert_main([str(tmp_path / "bad.cfg")]) == 1
     assert "bad.cfg:5:" in capsys.readouterr().err
-    for bad in (["--class-name", "not valid"], ["--class-name", "DarknetConv"]):
-        with pytest.raises(SystemExit) as exit_:
-            convert_main([str(cfg), *bad])
-        assert exit_.value.code == 2
+    with pytest.raises(SystemExit) as exit_:
+        convert_main([str(cfg), "--class-name", "not valid"])
+    assert exit_.value.code == 2
+    assert convert_main([str(cfg), "--class-name", "DarknetConv"]) == 2
+    assert "collides" in capsys.readouterr().err
     assert convert_main([str(cfg), "--width", "64", "--height", "96", "-o", str(out)]) == 0
     assert "(input 3x96x64)" in out.read_text()
     assert convert_main([str(cfg), "-o", str(tmp_path / "missing" / "out.py")]) == 1
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_convert_fits_the_cli_command_table(monkeypatch, capsys):
+    from netcfg import cli
+    from netcfg.codegen import CONVERT_HELP, convert_arguments, run_convert
+
+    monkeypatch.setitem(cli.COMMANDS, "convert", cli.Command(CONVERT_HELP, convert_arguments, run_convert))
+    assert cli.main(["convert", "--class-name", "Tiny", "--width", "32", "--height", "32", "yolov3-tiny"]) == 0
+    assert "class Tiny(nn.Module):" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------------------------
