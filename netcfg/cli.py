@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .api import build, parse
+from .codegen import CONVERT_HELP, convert_arguments, run_convert
 from .errors import CfgError, CfgWarning, NetcfgError
 
 
@@ -86,6 +87,7 @@ COMMANDS: dict[str, Command] = {
     "check": Command("validate cfg files and print every error", _check_arguments, run_check),
     "summary": Command("print a network's layers, shapes, parameters and BFLOPs", _summary_arguments, run_summary),
     "list": Command("list bundled cfgs and section types with their keys", _list_arguments, run_list),
+    "convert": Command(CONVERT_HELP, convert_arguments, run_convert),
 }
 
 

@@ -24,7 +24,7 @@ Design:
   tuples of those and identifier-like strings). Labels reach it only as `_identifier()` names, file
   names and section names only through `_inert()` in comments and the docstring. Nothing else from
   a cfg is printed.
-- `convert_main` is the `netcfg convert` subcommand, argument parsing included.
+- `convert_arguments` and `run_convert` are the `netcfg convert` subcommand, wired into `netcfg.cli`.
 """
 
 from __future__ import annotations
@@ -814,15 +814,6 @@ def _layer_comment(layer: _Layer) -> str:
 
 
 CONVERT_HELP = "write a cfg as a plain PyTorch module (Python source)"
-
-
-def convert_main(argv: Sequence[str] | None = None) -> int:
-    """`netcfg convert FILE [-o out.py] [--class-name Name] [--standalone]`; returns the exit status:
-    0, 1 for a bad cfg or an unreadable or unwritable file (printed one problem per line), 2 for bad
-    arguments."""
-    parser = argparse.ArgumentParser(prog="netcfg convert", description=CONVERT_HELP)
-    convert_arguments(parser)
-    return run_convert(parser.parse_args(argv))
 
 
 def convert_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 import netcfg
-from netcfg.codegen import IDENTIFIER, convert_main, default_class_name, literal, to_python
+from netcfg.cli import main as cli_main
+from netcfg.codegen import IDENTIFIER, default_class_name, literal, to_python
 from netcfg.registry import EXAMPLE_NET, LayerCall, section_types
 from netcfg.resources import bundled_cfgs
 from netcfg.sections.darknet import UpsampleSection
@@ -534,32 +535,23 @@ def test_convert_command(tmp_path, capsys):
     cfg = tmp_path / "tiny-net.cfg"
     cfg.write_text(TINY)
     out = tmp_path / "model.py"
-    assert convert_main([str(cfg), "-o", str(out), "--class-name", "Generated", "--standalone"]) == 0
+    assert cli_main(["convert", str(cfg), "-o", str(out), "--class-name", "Generated", "--standalone"]) == 0
     assert "from netcfg" not in out.read_text()
     assert state_shapes(load_class(out.read_text(), tmp_path, "model")()) == state_shapes(netcfg.build(cfg))
-    assert convert_main([str(cfg)]) == 0
+    assert cli_main(["convert", str(cfg)]) == 0
     assert "class TinyNet(nn.Module):" in capsys.readouterr().out
     (tmp_path / "bad.cfg").write_text("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=0\n")
-    assert convert_main([str(tmp_path / "bad.cfg")]) == 1
+    assert cli_main(["convert", str(tmp_path / "bad.cfg")]) == 1
     assert "bad.cfg:5:" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
-        convert_main([str(cfg), "--class-name", "not valid"])
+        cli_main(["convert", str(cfg), "--class-name", "not valid"])
     assert exit_.value.code == 2
-    assert convert_main([str(cfg), "--class-name", "DarknetConv"]) == 2
+    assert cli_main(["convert", str(cfg), "--class-name", "DarknetConv"]) == 2
     assert "collides" in capsys.readouterr().err
-    assert convert_main([str(cfg), "--width", "64", "--height", "96", "-o", str(out)]) == 0
+    assert cli_main(["convert", str(cfg), "--width", "64", "--height", "96", "-o", str(out)]) == 0
     assert "(input 3x96x64)" in out.read_text()
-    assert convert_main([str(cfg), "-o", str(tmp_path / "missing" / "out.py")]) == 1
+    assert cli_main(["convert", str(cfg), "-o", str(tmp_path / "missing" / "out.py")]) == 1
     assert "cannot write" in capsys.readouterr().err
-
-
-def test_convert_fits_the_cli_command_table(monkeypatch, capsys):
-    from netcfg import cli
-    from netcfg.codegen import CONVERT_HELP, convert_arguments, run_convert
-
-    monkeypatch.setitem(cli.COMMANDS, "convert", cli.Command(CONVERT_HELP, convert_arguments, run_convert))
-    assert cli.main(["convert", "--class-name", "Tiny", "--width", "32", "--height", "32", "yolov3-tiny"]) == 0
-    assert "class Tiny(nn.Module):" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------------------------
