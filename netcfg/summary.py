@@ -175,6 +175,6 @@ def format_summary(summary: Summary) -> str:
     lines += [
         "",
         f"layers: {len(summary.layers)}   parameters: {summary.total_params:,d}   "
-        f"total BFLOPs: {summary.total_bflops:.3f}",
+        f"total BFLOPs: {summary.total_bflops:.3f} ({summary.total_bflops / 2:.3f} G multiply-adds)",
     ]
     return "\n".join(lines) + "\n"

@@ -22,7 +22,7 @@ def test_summary_of_yolov3_at_416_matches_darknets_total(capsys):
     assert main(["summary", "yolov3.cfg"]) == 0
     out = capsys.readouterr().out
     assert "input 416 x 416 x 3" in out
-    assert out.splitlines()[-1] == "layers: 107   parameters: 61,949,149   total BFLOPs: 65.879"
+    assert out.splitlines()[-1] == "layers: 107   parameters: 61,949,149   total BFLOPs: 65.879 (32.939 G multiply-adds)"
 
 
 def test_summary_size_overrides_and_bundled_name(capsys):
@@ -77,3 +77,9 @@ def test_unknown_subcommand_is_a_usage_error():
     with pytest.raises(SystemExit) as exc:
         main(["frobnicate"])
     assert exc.value.code == 2
+
+
+def test_summary_of_resnet50_shows_about_4_1_g_multiply_adds(capsys):
+    assert main(["summary", "resnet50"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "parameters: 25,557,032" in last and "(4.088 G multiply-adds)" in last
