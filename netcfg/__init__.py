@@ -5,20 +5,25 @@ from .errors import CfgError, CfgItem, CfgWarning, NetcfgError, WeightsError
 from .network import Network
 from .registry import Context, LayerCall, Section, SpecError, register
 from .spec import Spec
+from .weights import DarknetHeader, PartialWeightsWarning, load_darknet_weights, save_darknet_weights
 
 __all__ = [
     "CfgError",
     "CfgItem",
     "CfgWarning",
     "Context",
+    "DarknetHeader",
     "LayerCall",
     "NetcfgError",
     "Network",
+    "PartialWeightsWarning",
     "Section",
     "Spec",
     "SpecError",
     "WeightsError",
     "build",
+    "load_darknet_weights",
     "parse",
     "register",
+    "save_darknet_weights",
 ]
