@@ -90,6 +90,8 @@ def _pydantic_message(err: dict) -> str:
         return f"{err['input']!r} is not one of {choices}{did_you_mean(str(err['input']), _literal_words(choices))}"
     if err["type"] in ("missing", "missing_argument"):
         return "required key is missing"
+    if err["type"] == "value_error":
+        return str(err["ctx"]["error"])
     return err["msg"][0].lower() + err["msg"][1:] if err["msg"] else "invalid value"
 
 

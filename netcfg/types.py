@@ -60,6 +60,7 @@ Activation = Literal[
     "relie",
     "ramp",
     "leaky",
+    "revleaky",
     "tanh",
     "plse",
     "stair",

@@ -1,4 +1,10 @@
-"""Darknet activations by name, as modules (the intended functions; see README on darknet's CPU bugs)."""
+"""Darknet activations by name, as modules.
+
+These are the functions darknet's activations.h defines. Darknet's CPU code has bugs that are not
+the format's meaning: `activate()` returns 0 for relu6, swish, mish, hard_mish and the
+normalize_channels family outside the layers that special-case them ([convolutional], [shortcut]).
+netcfg applies the intended function in every layer (relu6 = clamp to [0, 6]).
+"""
 
 from __future__ import annotations
 
@@ -87,6 +93,13 @@ class LHTan(nn.Module):
         return torch.where(x < 0, 0.001 * x, torch.where(x > 1, 0.001 * (x - 1) + 1, x))
 
 
+class Gelu(nn.Module):
+    """Darknet's tanh approximation: 0.5·x·(1 + tanh(0.797885·x + 0.035677·x³))."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x * (1 + torch.tanh(0.797885 * x + 0.035677 * x**3))
+
+
 class Selu(nn.Module):
     """Darknet's SELU constants (1.0507, 1.6732)."""
 
@@ -95,7 +108,8 @@ class Selu(nn.Module):
 
 
 class NormalizeChannels(nn.Module):
-    """Darknet's channel normalisation: relu, then divide by the channel sum (+1e-4)... or softmax."""
+    """Darknet's per-pixel channel normalisation: relu(x) / (1e-4 + Σ relu(x)), or with `softmax`
+    exp(x − m) / (1e-4 + Σ exp(x − m)) where m is the channel maximum (`maxval`) or 0."""
 
     def __init__(self, softmax: bool = False, maxval: bool = False):
         super().__init__()
@@ -119,10 +133,11 @@ _FACTORIES = {
     "relu": nn.ReLU,
     "elu": nn.ELU,
     "selu": Selu,
-    "gelu": nn.GELU,
+    "gelu": Gelu,
     "relie": Relie,
     "ramp": Ramp,
     "leaky": Leaky,
+    "revleaky": Leaky,
     "tanh": nn.Tanh,
     "plse": Plse,
     "stair": Stair,

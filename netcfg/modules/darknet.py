@@ -1,6 +1,8 @@
 """Modules with darknet's inference semantics, one per darknet layer type.
 
-A module that owns darknet weights lists them in file order with `darknet_tensors()`.
+Each follows the forward function of darknet's `*_layer.c` (AlexeyAB's fork), including its index
+arithmetic where that is not the "obvious" operation (`[reorg]`, `[lrn]`, `[upsample]` with a negative
+stride). A module that owns darknet weights lists them in file order with `darknet_tensors()`.
 """
 
 from __future__ import annotations
@@ -11,9 +13,39 @@ from torch import nn
 
 from .activations import activation
 
+#: Darknet's fixed anti-aliasing kernels (make_convolutional_layer / make_maxpool_layer).
+BLUR_KERNELS = {
+    1: ((1.0, 2.0, 1.0), (2.0, 4.0, 2.0), (1.0, 2.0, 1.0)),
+    2: ((1.0, 1.0), (1.0, 1.0)),
+}
+
+
+class Blur(nn.Module):
+    """Darknet's anti-aliasing: a fixed depthwise blur (3×3 binomial / 16, pad 1, or 2×2 box / 4,
+    pad 0), linear, applied with the host layer's stride; its weights are never in .weights files."""
+
+    def __init__(self, channels: int, stride: tuple[int, int], mode: int = 1):
+        super().__init__()
+        kernel = torch.tensor(BLUR_KERNELS[mode])
+        kernel = kernel / kernel.sum()
+        self.register_buffer("kernel", kernel.expand(channels, 1, *kernel.shape).clone(), persistent=False)
+        self.stride = tuple(stride)
+        self.padding = 1 if mode == 1 else 0
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.kernel.to(x.dtype), None, self.stride, self.padding, 1, self.channels)
+
+
+def binarize_weights(w: torch.Tensor) -> torch.Tensor:
+    """Darknet's binarize_weights: each filter becomes ±mean(|w|), + where w > 0."""
+    mean = w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
+    return torch.where(w > 0, mean, -mean)
+
 
 class DarknetConv(nn.Module):
-    """`[convolutional]`: convolution, optional batch norm (eps 1e-5), activation."""
+    """`[convolutional]`: convolution, optional batch norm (eps 1e-5), activation; with
+    `antialiasing` the convolution runs at stride 1 and a fixed blur applies the stride."""
 
     def __init__(
         self,
@@ -26,13 +58,16 @@ class DarknetConv(nn.Module):
         dilation: int = 1,
         batch_normalize: bool = False,
         activation_name: str = "logistic",
+        antialiasing: int = 0,
+        binary: bool = False,
+        xnor: bool = False,
     ):
         super().__init__()
         self.conv = nn.Conv2d(
             in_channels,
             filters,
             size,
-            stride=stride,
+            stride=(1, 1) if antialiasing else stride,
             padding=padding * dilation,
             dilation=dilation,
             groups=groups,
@@ -40,12 +75,26 @@ class DarknetConv(nn.Module):
         )
         self.bn = nn.BatchNorm2d(filters, eps=1e-5, momentum=0.01) if batch_normalize else None
         self.act = activation(activation_name)
+        self.blur = Blur(filters, stride, antialiasing) if antialiasing else None
+        self.binary = binary or xnor
+        self.xnor = xnor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
+        if self.binary:
+            x = self._binary_conv(x)
+        else:
+            x = self.conv(x)
         if self.bn is not None:
             x = self.bn(x)
-        return self.act(x)
+        x = self.act(x)
+        return x if self.blur is None else self.blur(x)
+
+    def _binary_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """XNOR-net convolution: ±mean(|w|) weights; with `xnor` also ±1 inputs (zero padding kept)."""
+        if self.xnor:
+            x = torch.where(x > 0, 1.0, -1.0).to(x.dtype)
+        c = self.conv
+        return F.conv2d(x, binarize_weights(c.weight), c.bias, c.stride, c.padding, c.dilation, c.groups)
 
     def darknet_tensors(self) -> list[torch.Tensor]:
         if self.bn is None:
@@ -70,7 +119,12 @@ class Route(nn.Module):
 
 class Shortcut(nn.Module):
     """`[shortcut]`: add other layers' outputs to the previous one, channel by channel where they
-    overlap (darknet's mismatch rule), with optional learned weights, then an activation."""
+    overlap (darknet's mismatch rule), with optional learned weights, then an activation.
+
+    Weights (darknet's shortcut_multilayer_cpu) are one per input (`per_feature`) or one per input
+    and channel of the previous layer (`per_channel`), input 0 being the previous layer. `relu`
+    normalisation uses relu(w) / (1e-4 + Σ relu(w)), `softmax` exp(w − max) / (1e-4 + Σ exp(w − max)),
+    the sums running over the inputs."""
 
     def __init__(
         self,
@@ -94,52 +148,115 @@ class Shortcut(nn.Module):
 
     def _normalized_weights(self) -> torch.Tensor:
         w = self.weights
+        eps = 0.0001
         if self.weights_normalization == "relu":
             w = F.relu(w)
-            return w / (w.sum(dim=0, keepdim=True) + 0.0001)
+            return w / (eps + w.sum(dim=0, keepdim=True))
         if self.weights_normalization == "softmax":
-            return torch.softmax(w, dim=0)
+            e = torch.exp(w - w.amax(dim=0, keepdim=True))
+            return e / (eps + e.sum(dim=0, keepdim=True))
         return w
 
     def forward(self, x: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
-        inputs = (x, *others)
-        if self.weights is not None:
-            w = self._normalized_weights()
-            shape = (1, -1, 1, 1) if w.dim() == 2 else (1, 1, 1, 1)
-            inputs = tuple(t * w[i].reshape(shape) for i, t in enumerate(inputs))
-        out = inputs[0]
-        channels = out.shape[1]
-        for other in inputs[1:]:
+        channels = x.shape[1]
+        w = self._normalized_weights() if self.weights is not None else None
+        out = x if w is None else x * _channel_weight(w[0], channels)
+        for i, other in enumerate(others, start=1):
             common = min(channels, other.shape[1])
-            if common == channels:
-                out = out + other[:, :channels]
-            else:
-                out = torch.cat([out[:, :common] + other, out[:, common:]], dim=1)
+            add = other[:, :common]
+            if w is not None:
+                add = add * _channel_weight(w[i], common)
+            if common < channels:
+                add = F.pad(add, (0, 0, 0, 0, 0, channels - common))
+            out = out + add
         return self.act(out)
 
     def darknet_tensors(self) -> list[torch.Tensor]:
         return [] if self.weights is None else [self.weights]
 
 
+def _channel_weight(w: torch.Tensor, channels: int) -> torch.Tensor:
+    """A scalar or per-channel weight shaped to broadcast over (B, channels, H, W)."""
+    return w.reshape(1, 1, 1, 1) if w.dim() == 0 else w[:channels].reshape(1, channels, 1, 1)
+
+
+def _darknet_pad(padding: int) -> tuple[int, int, int, int]:
+    """Darknet pools pad `padding // 2` on the left/top and the rest on the right/bottom."""
+    before = padding // 2
+    after = padding - before
+    return (before, after, before, after)
+
+
 class MaxPool(nn.Module):
-    """`[maxpool]`: darknet's padding (`padding` in all, `padding // 2` left/top, −inf fill)."""
+    """`[maxpool]`: darknet's padding (`padding` in all, `padding // 2` left/top, −inf fill);
+    with `antialiasing` the pool runs at stride 1 and a fixed blur applies the stride."""
+
+    def __init__(
+        self,
+        size: int,
+        stride: tuple[int, int],
+        padding: int,
+        channels: int = 1,
+        antialiasing: int = 0,
+    ):
+        super().__init__()
+        self.size = size
+        self.stride = (1, 1) if antialiasing else tuple(stride)
+        self.pad = _darknet_pad(padding)
+        self.blur = Blur(channels, stride, antialiasing) if antialiasing else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self.pad):
+            x = F.pad(x, self.pad, value=float("-inf"))
+        x = F.max_pool2d(x, self.size, self.stride)
+        return x if self.blur is None else self.blur(x)
+
+
+class MaxPoolDepth(nn.Module):
+    """`[maxpool] maxpool_depth=1`: output channel g is the maximum of input channels
+    g, g + out_channels, g + 2·out_channels, ... at each pixel."""
+
+    def __init__(self, out_channels: int):
+        super().__init__()
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = self.out_channels
+        full = -(-c // g) * g
+        if full != c:
+            x = F.pad(x, (0, 0, 0, 0, 0, full - c), value=float("-inf"))
+        return x.reshape(b, full // g, g, h, w).amax(dim=1)
+
+
+class LocalAvgPool(nn.Module):
+    """`[local_avgpool]`: average of the window's elements inside the image (padding excluded)."""
 
     def __init__(self, size: int, stride: tuple[int, int], padding: int):
         super().__init__()
         self.size = size
         self.stride = tuple(stride)
-        before = padding // 2
-        after = padding - before
-        self.pad = (before, after, before, after)
+        self.pad = _darknet_pad(padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ones = torch.ones_like(x[:1, :1])
         if any(self.pad):
-            x = F.pad(x, self.pad, value=float("-inf"))
-        return F.max_pool2d(x, self.size, self.stride)
+            x, ones = F.pad(x, self.pad), F.pad(ones, self.pad)
+        total = F.avg_pool2d(x, self.size, self.stride, divisor_override=1)
+        count = F.avg_pool2d(ones, self.size, self.stride, divisor_override=1)
+        return total / count
+
+
+class GlobalAvgPool(nn.Module):
+    """`[avgpool]`: mean over height and width, giving C×1×1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True)
 
 
 class Upsample(nn.Module):
-    """`[upsample]`: nearest-neighbour ×stride, times `scale`."""
+    """`[upsample]`: nearest-neighbour ×stride, times `scale`; a negative stride downsamples by
+    summing each |stride|×|stride| block, times `scale` (darknet's upsample_cpu run backwards)."""
 
     def __init__(self, stride: int = 2, scale: float = 1.0):
         super().__init__()
@@ -147,13 +264,203 @@ class Upsample(nn.Module):
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=self.stride, mode="nearest")
+        if self.stride > 0:
+            x = x.repeat_interleave(self.stride, dim=2).repeat_interleave(self.stride, dim=3)
+        else:
+            s = -self.stride
+            x = F.avg_pool2d(x, s, s, divisor_override=1)
         return x * self.scale if self.scale != 1.0 else x
 
 
+class Reorg(nn.Module):
+    """Darknet's reorg_cpu as a tensor permutation, for `[reorg]` and `[reorg3d]`.
+
+    reorg_cpu(x, w, h, c, stride, forward) pairs element (k, j, i) of a c×h×w view with element
+    (k mod c', j·s + (k div c') div s, i·s + (k div c') mod s) of a c'×(h·s)×(w·s) view, c' = c/s².
+    With `forward=False` the output (c×h×w view) gathers from the input (c'×hs×ws view); with
+    `forward=True` the output (c'×hs×ws view) receives the input (c×h×w view). `dims` is (c, h, w)
+    as darknet passes them; `out_shape` is the layer's declared output shape, a view of the result.
+    """
+
+    def __init__(self, stride: int, dims: tuple[int, int, int], forward: bool, out_shape: tuple[int, int, int]):
+        super().__init__()
+        self.stride = stride
+        self.dims = tuple(dims)
+        self.scatter = forward
+        self.out_shape = tuple(out_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        s = self.stride
+        c, h, w = self.dims
+        c2 = c // (s * s)
+        if self.scatter:
+            y = x.reshape(b, s, s, c2, h, w).permute(0, 3, 4, 1, 5, 2)
+        else:
+            y = x.reshape(b, c2, h, s, w, s).permute(0, 3, 5, 1, 2, 4)
+        return y.reshape(b, *self.out_shape)
+
+
+class Connected(nn.Module):
+    """`[connected]`: fully connected on the flattened C·H·W input, optional batch norm
+    (eps 1e-5), activation; output shaped (outputs, 1, 1)."""
+
+    def __init__(self, inputs: int, outputs: int, batch_normalize: bool = False, activation_name: str = "logistic"):
+        super().__init__()
+        self.linear = nn.Linear(inputs, outputs, bias=not batch_normalize)
+        self.bn = nn.BatchNorm1d(outputs, eps=1e-5, momentum=0.05) if batch_normalize else None
+        self.act = activation(activation_name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.linear(x.flatten(1))
+        if self.bn is not None:
+            y = self.bn(y)
+        return self.act(y[:, :, None, None])
+
+    def darknet_tensors(self) -> list[torch.Tensor]:
+        if self.bn is None:
+            return [self.linear.bias, self.linear.weight]
+        bn = self.bn
+        return [bn.bias, self.linear.weight, bn.weight, bn.running_mean, bn.running_var]
+
+
+class Dropout(nn.Module):
+    """`[dropout]`: identity at inference (darknet reuses the previous layer's output); in
+    training zeroes with `probability` and scales the rest by 1 / (1 − probability)."""
+
+    def __init__(self, probability: float = 0.2):
+        super().__init__()
+        self.probability = probability
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.probability, self.training)
+
+
+class Softmax(nn.Module):
+    """`[softmax]`: softmax of x / temperature over each of `groups` equal, contiguous slices of
+    the flattened C·H·W input (darknet's softmax_cpu)."""
+
+    def __init__(self, groups: int = 1, temperature: float = 1.0):
+        super().__init__()
+        self.groups = groups
+        self.temperature = temperature
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(x.shape[0], self.groups, -1)
+        return torch.softmax(flat / self.temperature, dim=-1).reshape(x.shape)
+
+
+class ScaleChannels(nn.Module):
+    """`[scale_channels]`: the `from` layer's output times the previous layer's C×1×1 (or, with
+    `scale_wh`, 1×H×W) output, then an activation."""
+
+    def __init__(self, activation_name: str = "linear"):
+        super().__init__()
+        self.act = activation(activation_name)
+
+    def forward(self, scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x * scale)
+
+
+class Sam(nn.Module):
+    """`[sam]`: element-wise product of the previous layer and the `from` layer, then an activation."""
+
+    def __init__(self, activation_name: str = "linear"):
+        super().__init__()
+        self.act = activation(activation_name)
+
+    def forward(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        return self.act(x * other)
+
+
+class LRN(nn.Module):
+    """`[lrn]`: x · (kappa + alpha · S)^(−beta), darknet's forward_normalization_layer.
+
+    S is the sum of x² over channels k − (size−1)//2 .. k + size//2 (clipped to the image) minus
+    x² of channel size//2: darknet's running sum starts from channels 0 .. size//2 − 1 and never adds
+    channel size//2, on CPU and GPU alike. alpha is not divided by size."""
+
+    def __init__(self, size: int = 5, alpha: float = 0.0001, beta: float = 0.75, kappa: float = 1.0):
+        super().__init__()
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.kappa = kappa
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sq = x * x
+        before, after = (self.size - 1) // 2, self.size // 2
+        padded = F.pad(sq, (0, 0, 0, 0, before, after))
+        window = F.avg_pool3d(padded[:, None], (self.size, 1, 1), 1, divisor_override=1)[:, 0]
+        skipped = sq[:, self.size // 2 : self.size // 2 + 1]
+        return x * (self.kappa + self.alpha * (window - skipped)) ** (-self.beta)
+
+
+class DarknetBatchNorm(nn.Module):
+    """`[batchnorm]`: batch norm with darknet's eps 1e-5 (rolling statistics at inference)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, eps=1e-5, momentum=0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(x)
+
+    def darknet_tensors(self) -> list[torch.Tensor]:
+        bn = self.bn
+        return [bn.bias, bn.weight, bn.running_mean, bn.running_var]
+
+
+class Activation(nn.Module):
+    """`[activation]`: a darknet activation applied to the previous layer."""
+
+    def __init__(self, activation_name: str = "linear"):
+        super().__init__()
+        self.act = activation(activation_name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x)
+
+
+class Empty(nn.Module):
+    """`[empty]`/`[silence]`: passes the previous layer through."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class Crop(nn.Module):
+    """`[crop]` at inference: the centred crop_height × crop_width window (offsets rounded down),
+    mapped to x·2 − 1 unless `noadjust` (then unchanged)."""
+
+    def __init__(self, crop_height: int, crop_width: int, noadjust: bool = False):
+        super().__init__()
+        self.crop_height = crop_height
+        self.crop_width = crop_width
+        self.noadjust = noadjust
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top = (x.shape[2] - self.crop_height) // 2
+        left = (x.shape[3] - self.crop_width) // 2
+        x = x[:, :, top : top + self.crop_height, left : left + self.crop_width]
+        return x if self.noadjust else x * 2 - 1
+
+
+def _grid(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+    """(H, W, 2) cell offsets (column, row)."""
+    gy, gx = torch.meshgrid(
+        torch.arange(h, dtype=like.dtype, device=like.device),
+        torch.arange(w, dtype=like.dtype, device=like.device),
+        indexing="ij",
+    )
+    return torch.stack((gx, gy), dim=-1)
+
+
 class Yolo(nn.Module):
-    """`[yolo]`: in eval mode decodes predictions to (B, A·H·W, 5 + classes) with x, y, w, h in
-    input pixels, then objectness and class scores; in train mode returns (B, A, H, W, 5 + classes)."""
+    """`[yolo]`: in eval mode decodes predictions to (B, A·H·W, 5 + classes), ordered anchor, row,
+    column: x, y, w, h in input pixels, then objectness and class scores (sigmoids; with
+    `new_coords` the inputs are used as they are), as darknet's forward_yolo_layer and
+    get_yolo_box compute them. In train mode returns the raw (B, A, H, W, 5 + classes)."""
 
     def __init__(
         self,
@@ -180,14 +487,80 @@ class Yolo(nn.Module):
         if not self.new_coords:
             xy, rest = torch.sigmoid(xy), torch.sigmoid(rest)
         xy = xy * self.scale_x_y - 0.5 * (self.scale_x_y - 1)
-        gy, gx = torch.meshgrid(
-            torch.arange(h, dtype=x.dtype, device=x.device),
-            torch.arange(w, dtype=x.dtype, device=x.device),
-            indexing="ij",
-        )
-        grid = torch.stack((gx, gy), dim=-1)
         cell = torch.tensor([self.net_width / w, self.net_height / h], dtype=x.dtype, device=x.device)
-        xy = (xy + grid) * cell
+        xy = (xy + _grid(h, w, x)) * cell
         anchors = self.anchors.to(x.dtype).reshape(1, a, 1, 1, 2)
         wh = wh * wh * 4 * anchors if self.new_coords else torch.exp(wh) * anchors
         return torch.cat((xy, wh, rest), dim=-1).reshape(b, a * h * w, 5 + self.classes)
+
+
+class Region(nn.Module):
+    """`[region]` (YOLOv2): in eval mode decodes predictions to (B, A·H·W, 5 + classes), ordered
+    anchor, row, column: x = (col + σ(tx))·cell, y likewise, w = exp(tw)·anchor_w·cell,
+    h likewise (anchors in grid cells, results in input pixels), objectness σ(to), then the class
+    scores: softmax over the classes when `softmax`, else the raw values (darknet leaves them as
+    they are). In train mode returns the raw (B, A, H, W, 5 + classes)."""
+
+    def __init__(
+        self,
+        anchors: tuple[tuple[float, float], ...],
+        classes: int,
+        net_size: tuple[int, int],
+        softmax: bool = False,
+    ):
+        super().__init__()
+        self.classes = classes
+        self.net_height, self.net_width = net_size
+        self.softmax = softmax
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).reshape(-1, 2), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        a = self.anchors.shape[0]
+        p = x.reshape(b, a, 5 + self.classes, h, w).permute(0, 1, 3, 4, 2)
+        if self.training:
+            return p
+        cell = torch.tensor([self.net_width / w, self.net_height / h], dtype=x.dtype, device=x.device)
+        xy = (torch.sigmoid(p[..., :2]) + _grid(h, w, x)) * cell
+        wh = torch.exp(p[..., 2:4]) * self.anchors.to(x.dtype).reshape(1, a, 1, 1, 2) * cell
+        obj = torch.sigmoid(p[..., 4:5])
+        cls = torch.softmax(p[..., 5:], dim=-1) if self.softmax else p[..., 5:]
+        return torch.cat((xy, wh, obj, cls), dim=-1).reshape(b, a * h * w, 5 + self.classes)
+
+
+class GaussianYolo(nn.Module):
+    """`[Gaussian_yolo]`: in eval mode decodes predictions to (B, A·H·W, 9 + classes), ordered
+    anchor, row, column: x, y, w, h in input pixels, the uncertainties σ(x), σ(y), σ(w), σ(h),
+    objectness and class scores (sigmoids), as darknet's forward_gaussian_yolo_layer and
+    get_gaussian_yolo_box compute them (`yolo_point` shifts x, y by half the box). In train mode
+    returns the raw (B, A, H, W, 9 + classes), entries μx, σx, μy, σy, μw, σw, μh, σh, obj, classes."""
+
+    def __init__(
+        self,
+        anchors: tuple[tuple[float, float], ...],
+        classes: int,
+        net_size: tuple[int, int],
+        scale_x_y: float = 1.0,
+        yolo_point: str = "center",
+    ):
+        super().__init__()
+        self.classes = classes
+        self.net_height, self.net_width = net_size
+        self.scale_x_y = scale_x_y
+        self.shift = {"center": 0.0, "left_top": 0.5, "right_bottom": -0.5}[yolo_point]
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).reshape(-1, 2), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        a = self.anchors.shape[0]
+        p = x.reshape(b, a, 9 + self.classes, h, w).permute(0, 1, 3, 4, 2)
+        if self.training:
+            return p
+        mu = p[..., 0:8:2]
+        sigma = torch.sigmoid(p[..., 1:8:2])
+        xy = torch.sigmoid(mu[..., :2]) * self.scale_x_y - 0.5 * (self.scale_x_y - 1)
+        cell = torch.tensor([self.net_width / w, self.net_height / h], dtype=x.dtype, device=x.device)
+        wh = torch.exp(mu[..., 2:]) * self.anchors.to(x.dtype).reshape(1, a, 1, 1, 2)
+        xy = (xy + _grid(h, w, x)) * cell + self.shift * wh
+        rest = torch.sigmoid(p[..., 8:])
+        return torch.cat((xy, wh, sigma, rest), dim=-1).reshape(b, a * h * w, 9 + self.classes)
