@@ -13,7 +13,9 @@ from torch import nn
 
 import netcfg
 from netcfg import DarknetHeader, PartialWeightsWarning, WeightsError, load_darknet_weights, save_darknet_weights
+from netcfg.registry import EXAMPLE_NET, section_types
 
+LAYER_TYPES = [t for t in section_types() if t.name not in ("net", "network")]
 NET = "[net]\nwidth=8\nheight=8\nchannels=3\n"
 
 #: Layers: 0 conv+bn, 1 conv, 2 maxpool, 3 maxpool (size 1), 4 shortcut with per-channel weights,
@@ -229,3 +231,48 @@ def test_loaded_values_keep_the_models_dtype(tmp_path):
     assert model.layers[1].conv.bias.dtype == torch.float64
     save_darknet_weights(model, tmp_path / "o.weights")
     assert (tmp_path / "o.weights").read_bytes() == (tmp_path / "w.weights").read_bytes()
+
+
+CONNECTED = NET + (
+    "[convolutional]\nfilters=2\nsize=1\nstride=4\nactivation=linear\n[connected]\noutput=3\nbatch_normalize=1\n"
+)
+
+
+@pytest.mark.parametrize(("major", "minor", "transposed"), [(0, 2, False), (0, 1001, True), (1001, 0, True)])
+def test_connected_order_and_old_transposed_matrices(tmp_path, major, minor, transposed):
+    # conv: bias 2, weights 2·3; connected (2·2·2 = 8 inputs → 3): bias, weights, bn scale, mean, var
+    model = netcfg.build(CONNECTED)
+    data = np.arange(2 + 6 + 3 + 24 + 9, dtype=np.float32) / 7
+    header = DarknetHeader(major, minor, 0, 42).to_bytes()
+    path = write(tmp_path / "c.weights", header, data)
+    load_darknet_weights(model, path)
+    connected = model.layers[1]
+    bias, matrix, scale, mean, var = np.split(data[8:], [3, 27, 30, 33])
+    weight = matrix.reshape(8, 3).T if transposed else matrix.reshape(3, 8)
+    np.testing.assert_array_equal(connected.linear.weight.detach().numpy(), weight)
+    for tensor, values in [(connected.bn.bias, bias), (connected.bn.weight, scale)]:
+        np.testing.assert_array_equal(tensor.detach().numpy(), values)
+    np.testing.assert_array_equal(connected.bn.running_mean.numpy(), mean)
+    np.testing.assert_array_equal(connected.bn.running_var.numpy(), var)
+    save_darknet_weights(model, tmp_path / "o.weights")
+    assert (tmp_path / "o.weights").read_bytes() == (tmp_path / "c.weights").read_bytes()
+
+
+@pytest.mark.parametrize("section_type", LAYER_TYPES, ids=lambda t: t.name)
+def test_every_section_example_round_trips_or_is_refused(section_type, tmp_path):
+    torch.manual_seed(0)
+    model = netcfg.build(EXAMPLE_NET + section_type.model.example)
+    undescribed = [
+        i for i, m in enumerate(model.layers) if not hasattr(m, "darknet_tensors") and any(True for _ in m.parameters())
+    ]
+    if undescribed:
+        with pytest.raises(WeightsError, match=f"layer {undescribed[0]} .*cannot describe"):
+            save_darknet_weights(model, tmp_path / "a.weights")
+        return
+    save_darknet_weights(model, tmp_path / "a.weights")
+    torch.manual_seed(1)
+    other = netcfg.build(EXAMPLE_NET + section_type.model.example)
+    assert load_darknet_weights(other, tmp_path / "a.weights") == len(other.layers)
+    assert snapshot(other) == snapshot(model)
+    save_darknet_weights(other, tmp_path / "b.weights")
+    assert (tmp_path / "b.weights").read_bytes() == (tmp_path / "a.weights").read_bytes()
