@@ -276,3 +276,26 @@ def test_every_section_example_round_trips_or_is_refused(section_type, tmp_path)
     assert snapshot(other) == snapshot(model)
     save_darknet_weights(other, tmp_path / "b.weights")
     assert (tmp_path / "b.weights").read_bytes() == (tmp_path / "a.weights").read_bytes()
+
+
+def test_darknet53_conv_74_loads_into_yolov3(shared_cfgs, tmp_path):
+    """The classic partial file: darknet53's first 74 layers (`darknet partial ... 74`) give yolov3
+    its backbone; layer 74 (a shortcut) holds nothing, so 75 layers are covered."""
+    torch.manual_seed(0)
+    darknet53 = netcfg.build(shared_cfgs / "darknet53.cfg", width=64, height=64)
+    save_darknet_weights(darknet53, tmp_path / "darknet53.conv.74", cutoff=74)
+    yolov3 = netcfg.build(shared_cfgs / "yolov3.cfg", width=64, height=64)
+    head_before = snapshot(yolov3.layers[75])
+    with pytest.warns(PartialWeightsWarning, match="before layer 75"):
+        assert load_darknet_weights(yolov3, tmp_path / "darknet53.conv.74") == 75
+    for i in range(74):
+        assert snapshot(yolov3.layers[i]) == snapshot(darknet53.layers[i]), f"layer {i}"
+    assert snapshot(yolov3.layers[75]) == head_before
+
+
+def test_really_fused_network_is_refused(model, tmp_path):
+    if not hasattr(model, "fuse"):
+        pytest.skip("Network.fuse() is not in this checkout")
+    model.fuse()
+    with pytest.raises(WeightsError, match="fused"):
+        save_darknet_weights(model, tmp_path / "o.weights")
