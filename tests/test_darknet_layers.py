@@ -525,3 +525,18 @@ def test_gradients_reach_every_parameter(body):
     (out * randn(*out.shape)).sum().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_convolutional_bflops_follow_darknet():
+    def bflops(keys):
+        layer = build(f"[convolutional]\nfilters=8\nsize=3\npad=1\nstride=2\n{keys}\n", c=4, h=8, w=8).spec.layers[0]
+        return layer.section.bflops(list(layer.input_shapes), layer.shape)
+
+    assert bflops("") == 2 * 4 * 8 * 9 * 4 * 4 / 1e9
+    assert bflops("antialiasing=1") == 2 * 4 * 8 * 9 * 8 * 8 / 1e9  # counted at the convolution's stride 1
+    assert bflops("xnor=1") == 2 * 4 * 8 * 9 * 4 * 4 / 1e9 / 32
+
+
+def test_cbn_implies_batch_normalize():
+    layer = build("[convolutional]\nfilters=2\nsize=1\ncbn=1\n", c=2, h=2, w=2).layers[0]
+    assert layer.bn is not None and layer.conv.bias is None

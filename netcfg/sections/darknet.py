@@ -55,6 +55,7 @@ class Convolutional(Section):
     `antialiasing=1|2` runs the convolution at stride 1 and applies the stride with a fixed blur
     (3×3 binomial or 2×2 box, depthwise). `binary=1` binarises the weights to ±mean(|w|) per
     filter; `xnor=1` also the inputs to ±1 and forces groups=1, as darknet's float XNOR path.
+    `cbn=1` (cross-iteration batch norm) implies batch_normalize=1; it differs only in training.
     """
 
     example: ClassVar[str] = (
@@ -63,7 +64,7 @@ class Convolutional(Section):
 
     ignored_keys: ClassVar[frozenset[str]] = frozenset(
         "flipped dot angle grad_centr reverse stream wait_stream bin_output "
-        "assisted_excitation cbn sway rotate stretch stretch_sway coordconv".split()
+        "assisted_excitation sway rotate stretch stretch_sway coordconv".split()
     )
 
     filters: int = Field(1, gt=0)
@@ -76,6 +77,7 @@ class Convolutional(Section):
     groups: int = 1
     dilation: int = Field(1, gt=0)
     batch_normalize: Flag = False
+    cbn: Flag = False
     activation: Activation = "logistic"
     antialiasing: int = Field(0, ge=0, le=2)
     binary: Flag = False
@@ -146,7 +148,7 @@ class Convolutional(Section):
                 padding=self.effective_padding,
                 groups=self.effective_groups,
                 dilation=self.effective_dilation,
-                batch_normalize=self.batch_normalize,
+                batch_normalize=self.batch_normalize or self.cbn,
                 activation_name=self.activation,
                 antialiasing=self.antialiasing,
                 binary=self.binary,
@@ -155,11 +157,10 @@ class Convolutional(Section):
         )
 
     def bflops(self, shapes: list[Shape], output: Shape) -> float | None:
-        if not self.xnor:
-            return None
+        """Darknet's count: 2·weights·(convolution output pixels), at stride 1 under a blur, ÷32 for xnor."""
         c, h, w = self._conv_shape(shapes[0])
         weights = shapes[0][0] // self.effective_groups * c * self.size * self.size
-        return 2.0 * weights * h * w / 1e9 / 32
+        return 2.0 * weights * h * w / 1e9 / (32 if self.xnor else 1)
 
 
 @register("route", family="darknet")
@@ -289,7 +290,8 @@ class MaxPoolSection(_Pool):
 
     `maxpool_depth=1` pools across channels instead: output channel g is the maximum of input
     channels g, g + out_channels, ... (size, stride and padding are then unused). `antialiasing`
-    pools at stride 1 and applies the stride with darknet's fixed blur.
+    pools at stride 1 and applies the stride with darknet's fixed blur. `maxpool_zero_nonmax` is
+    accepted; only darknet's GPU code reads it.
     """
 
     example: ClassVar[str] = "[maxpool]\nsize=3\nstride=2\n"
