@@ -108,6 +108,7 @@ class _LayerTensors:
 
 
 def _tensor_names(module: nn.Module) -> dict[int, str]:
+    """Tensor id → its name inside `module` (`bn.running_var`), for error messages."""
     named = [*module.named_parameters(), *module.named_buffers()]
     return {id(t): name for name, t in named}
 
@@ -118,6 +119,7 @@ def _transposable(module: nn.Module, kind: type[nn.Module]) -> set[int]:
 
 
 def _flag(extras: dict[str, str], key: str) -> bool:
+    """A darknet int flag among a section's kept (inference-neutral) keys."""
     try:
         return int(extras.get(key, "0")) != 0
     except ValueError:
@@ -125,6 +127,7 @@ def _flag(extras: dict[str, str], key: str) -> bool:
 
 
 def _layer_tensors(model: Network, index: int, transpose: bool) -> _LayerTensors:
+    """Layer `index`'s tensors in file order, or an opaque entry when it owns undescribed parameters."""
     module = model.layers[index]
     section = model.spec.layers[index].section
     if not hasattr(module, "darknet_tensors"):
@@ -148,10 +151,12 @@ def _layer_tensors(model: Network, index: int, transpose: bool) -> _LayerTensors
 
 
 def _layout(model: Network, header: DarknetHeader) -> list[_LayerTensors]:
+    """Every layer's place in a file with this header."""
     return [_layer_tensors(model, i, header.transpose) for i in range(len(model.layers))]
 
 
 def _refuse_fused(model: Network, action: str) -> None:
+    """Fused networks have no batch-norm tensors left to read or write."""
     if getattr(model, "fused", False):
         raise WeightsError(
             f"cannot {action} darknet weights on a fused network: batch norm was folded into the "
@@ -176,6 +181,7 @@ def _to_file(tensor: torch.Tensor, transposed: bool) -> torch.Tensor:
 
 
 def _read(path: str | os.PathLike) -> bytearray:
+    """The whole file, writable (so torch can view it without copying), or a WeightsError."""
     file = Path(path)
     try:
         buffer = bytearray(file.stat().st_size)
@@ -225,6 +231,7 @@ def _plan_load(layout: list[_LayerTensors], floats: int, stray: int, file: str) 
 
 
 def _amount(floats: int, stray: int) -> str:
+    """`"3 floats"`, or `"3 floats and 2 stray bytes"` when the size is not a whole number of floats."""
     text = f"{floats} float" + ("" if floats == 1 else "s")
     return text + f" and {stray} stray bytes" if stray else text
 
@@ -257,6 +264,7 @@ def load_darknet_weights(model: Network, path: str | os.PathLike) -> int:
 
 
 def _report(file: str, covered: int, total: int) -> None:
+    """Log the load; warn when the file covered only the first layers."""
     if covered < total:
         message = f"{file}: loaded layers 0..{covered - 1} of {total}; the file ends before layer {covered}"
         warnings.warn(message, PartialWeightsWarning, stacklevel=3)
