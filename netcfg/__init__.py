@@ -7,22 +7,27 @@ from .network import Network
 from .pretrained import load_state_dict_from
 from .registry import Context, LayerCall, Section, SpecError, register
 from .spec import Spec
+from .weights import DarknetHeader, PartialWeightsWarning, load_darknet_weights, save_darknet_weights
 
 __all__ = [
     "CfgError",
     "CfgItem",
     "CfgWarning",
     "Context",
+    "DarknetHeader",
     "LayerCall",
     "NetcfgError",
     "Network",
+    "PartialWeightsWarning",
     "Section",
     "Spec",
     "SpecError",
     "WeightsError",
     "build",
+    "load_darknet_weights",
     "load_state_dict_from",
     "parse",
     "register",
+    "save_darknet_weights",
     "to_python",
 ]

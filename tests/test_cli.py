@@ -22,7 +22,8 @@ def test_summary_of_yolov3_at_416_matches_darknets_total(capsys):
     assert main(["summary", "yolov3.cfg"]) == 0
     out = capsys.readouterr().out
     assert "input 416 x 416 x 3" in out
-    assert out.splitlines()[-1] == "layers: 107   parameters: 61,949,149   total BFLOPs: 65.879 (32.939 G multiply-adds)"
+    totals = "layers: 107   parameters: 61,949,149   total BFLOPs: 65.879 (32.939 G multiply-adds)"
+    assert out.splitlines()[-1] == totals
 
 
 def test_summary_size_overrides_and_bundled_name(capsys):
