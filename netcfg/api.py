@@ -12,6 +12,7 @@ from .parse import parse_sections
 from .registry import did_you_mean
 from .resources import bundled_cfgs
 from .spec import Spec, build_spec
+from .weights import load_darknet_weights
 
 CfgSource = str | os.PathLike
 
@@ -42,8 +43,6 @@ def build(cfg: CfgSource | Spec, weights: CfgSource | None = None, **net_overrid
     spec = cfg if isinstance(cfg, Spec) else parse(cfg, **net_overrides)
     model = build_network(spec)
     if weights is not None:
-        from .weights import load_darknet_weights
-
         load_darknet_weights(model, weights)
     model.eval()
     return model

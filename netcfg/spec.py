@@ -214,8 +214,7 @@ def _output_index(value: int | str, top: Scope, count: int) -> int:
 
 
 def _with_overrides(net_raw: RawSection, overrides: dict) -> RawSection:
-    from .parse import RawOption
-
+    """`[net]` with keyword overrides (`width=320`) replacing its keys, located at the replaced key."""
     options = dict(net_raw.options)
     for key, value in overrides.items():
         where = options.get(key)
