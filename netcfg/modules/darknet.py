@@ -464,7 +464,36 @@ def _grid(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
     return torch.stack((gx, gy), dim=-1)
 
 
-class Yolo(nn.Module):
+class _AnchorHead(nn.Module):
+    """What the detection heads share: the anchors, the network size, and the view of the input as
+    (B, A, H, W, per_anchor) predictions."""
+
+    def __init__(
+        self, anchors: tuple[tuple[float, float], ...], classes: int, net_size: tuple[int, int], per_anchor: int
+    ):
+        super().__init__()
+        self.classes = classes
+        self.per_anchor = per_anchor
+        self.net_height, self.net_width = net_size
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).reshape(-1, 2), persistent=False)
+
+    def predictions(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        return x.reshape(b, self.anchors.shape[0], self.per_anchor, h, w).permute(0, 1, 3, 4, 2)
+
+    def cell_size(self, x: torch.Tensor) -> torch.Tensor:
+        """Input pixels per grid cell, (along x, along y)."""
+        return torch.tensor([self.net_width / x.shape[3], self.net_height / x.shape[2]], dtype=x.dtype, device=x.device)
+
+    def anchor_sizes(self, x: torch.Tensor) -> torch.Tensor:
+        return self.anchors.to(x.dtype).reshape(1, -1, 1, 1, 2)
+
+    def flatten(self, decoded: torch.Tensor) -> torch.Tensor:
+        """(B, A, H, W, per_anchor) → (B, A·H·W, per_anchor), ordered anchor, row, column."""
+        return decoded.reshape(decoded.shape[0], -1, self.per_anchor)
+
+
+class Yolo(_AnchorHead):
     """`[yolo]`: in eval mode decodes predictions to (B, A·H·W, 5 + classes), ordered anchor, row,
     column: x, y, w, h in input pixels, then objectness and class scores (sigmoids; with
     `new_coords` the inputs are used as they are), as darknet's forward_yolo_layer and
@@ -478,31 +507,25 @@ class Yolo(nn.Module):
         scale_x_y: float = 1.0,
         new_coords: bool = False,
     ):
-        super().__init__()
-        self.classes = classes
-        self.net_height, self.net_width = net_size
+        super().__init__(anchors, classes, net_size, 5 + classes)
         self.scale_x_y = scale_x_y
         self.new_coords = new_coords
-        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).reshape(-1, 2), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        a = self.anchors.shape[0]
-        p = x.reshape(b, a, 5 + self.classes, h, w).permute(0, 1, 3, 4, 2)
+        p = self.predictions(x)
         if self.training:
             return p
         xy, wh, rest = p[..., :2], p[..., 2:4], p[..., 4:]
         if not self.new_coords:
             xy, rest = torch.sigmoid(xy), torch.sigmoid(rest)
         xy = xy * self.scale_x_y - 0.5 * (self.scale_x_y - 1)
-        cell = torch.tensor([self.net_width / w, self.net_height / h], dtype=x.dtype, device=x.device)
-        xy = (xy + _grid(h, w, x)) * cell
-        anchors = self.anchors.to(x.dtype).reshape(1, a, 1, 1, 2)
+        xy = (xy + _grid(x.shape[2], x.shape[3], x)) * self.cell_size(x)
+        anchors = self.anchor_sizes(x)
         wh = wh * wh * 4 * anchors if self.new_coords else torch.exp(wh) * anchors
-        return torch.cat((xy, wh, rest), dim=-1).reshape(b, a * h * w, 5 + self.classes)
+        return self.flatten(torch.cat((xy, wh, rest), dim=-1))
 
 
-class Region(nn.Module):
+class Region(_AnchorHead):
     """`[region]` (YOLOv2): in eval mode decodes predictions to (B, A·H·W, 5 + classes), ordered
     anchor, row, column: x = (col + σ(tx))·cell, y likewise, w = exp(tw)·anchor_w·cell,
     h likewise (anchors in grid cells, results in input pixels), objectness σ(to), then the class
@@ -516,27 +539,22 @@ class Region(nn.Module):
         net_size: tuple[int, int],
         softmax: bool = False,
     ):
-        super().__init__()
-        self.classes = classes
-        self.net_height, self.net_width = net_size
+        super().__init__(anchors, classes, net_size, 5 + classes)
         self.softmax = softmax
-        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).reshape(-1, 2), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        a = self.anchors.shape[0]
-        p = x.reshape(b, a, 5 + self.classes, h, w).permute(0, 1, 3, 4, 2)
+        p = self.predictions(x)
         if self.training:
             return p
-        cell = torch.tensor([self.net_width / w, self.net_height / h], dtype=x.dtype, device=x.device)
-        xy = (torch.sigmoid(p[..., :2]) + _grid(h, w, x)) * cell
-        wh = torch.exp(p[..., 2:4]) * self.anchors.to(x.dtype).reshape(1, a, 1, 1, 2) * cell
+        cell = self.cell_size(x)
+        xy = (torch.sigmoid(p[..., :2]) + _grid(x.shape[2], x.shape[3], x)) * cell
+        wh = torch.exp(p[..., 2:4]) * self.anchor_sizes(x) * cell
         obj = torch.sigmoid(p[..., 4:5])
         cls = torch.softmax(p[..., 5:], dim=-1) if self.softmax else p[..., 5:]
-        return torch.cat((xy, wh, obj, cls), dim=-1).reshape(b, a * h * w, 5 + self.classes)
+        return self.flatten(torch.cat((xy, wh, obj, cls), dim=-1))
 
 
-class GaussianYolo(nn.Module):
+class GaussianYolo(_AnchorHead):
     """`[Gaussian_yolo]`: in eval mode decodes predictions to (B, A·H·W, 9 + classes), ordered
     anchor, row, column: x, y, w, h in input pixels, the uncertainties σ(x), σ(y), σ(w), σ(h),
     objectness and class scores (sigmoids), as darknet's forward_gaussian_yolo_layer and
@@ -551,24 +569,18 @@ class GaussianYolo(nn.Module):
         scale_x_y: float = 1.0,
         yolo_point: str = "center",
     ):
-        super().__init__()
-        self.classes = classes
-        self.net_height, self.net_width = net_size
+        super().__init__(anchors, classes, net_size, 9 + classes)
         self.scale_x_y = scale_x_y
         self.shift = {"center": 0.0, "left_top": 0.5, "right_bottom": -0.5}[yolo_point]
-        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).reshape(-1, 2), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        a = self.anchors.shape[0]
-        p = x.reshape(b, a, 9 + self.classes, h, w).permute(0, 1, 3, 4, 2)
+        p = self.predictions(x)
         if self.training:
             return p
         mu = p[..., 0:8:2]
         sigma = torch.sigmoid(p[..., 1:8:2])
         xy = torch.sigmoid(mu[..., :2]) * self.scale_x_y - 0.5 * (self.scale_x_y - 1)
-        cell = torch.tensor([self.net_width / w, self.net_height / h], dtype=x.dtype, device=x.device)
-        wh = torch.exp(mu[..., 2:]) * self.anchors.to(x.dtype).reshape(1, a, 1, 1, 2)
-        xy = (xy + _grid(h, w, x)) * cell + self.shift * wh
+        wh = torch.exp(mu[..., 2:]) * self.anchor_sizes(x)
+        xy = (xy + _grid(x.shape[2], x.shape[3], x)) * self.cell_size(x) + self.shift * wh
         rest = torch.sigmoid(p[..., 8:])
-        return torch.cat((xy, wh, sigma, rest), dim=-1).reshape(b, a * h * w, 9 + self.classes)
+        return self.flatten(torch.cat((xy, wh, sigma, rest), dim=-1))
