@@ -5,7 +5,8 @@ from .codegen import to_python
 from .errors import CfgError, CfgItem, CfgWarning, NetcfgError, WeightsError
 from .network import Network
 from .pretrained import load_state_dict_from
-from .registry import Context, LayerCall, Section, SpecError, register
+from .registry import register
+from .section import Context, LayerCall, Section, SpecError
 from .spec import Spec
 from .weights import DarknetHeader, PartialWeightsWarning, load_darknet_weights, save_darknet_weights
 

@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 from . import sections  # noqa: F401  (registers the built-in section types)
-from .errors import CfgError, CfgItem
+from .errors import CfgError, CfgItem, did_you_mean
 from .network import Network, build_network
-from .parse import parse_sections
-from .registry import did_you_mean
+from .reader import read_sections
 from .resources import bundled_cfgs
 from .spec import Spec, build_spec
 from .weights import load_darknet_weights
@@ -35,7 +34,7 @@ def read_cfg(cfg: CfgSource) -> tuple[bytes | str, str]:
 def parse(cfg: CfgSource, **net_overrides) -> Spec:
     """Parse and validate a cfg without building modules. Keyword arguments replace `[net]` keys."""
     content, file = read_cfg(cfg)
-    return build_spec(parse_sections(content, file), file, net_overrides)
+    return build_spec(read_sections(content, file), file, net_overrides)
 
 
 def build(cfg: CfgSource | Spec, weights: CfgSource | None = None, **net_overrides) -> Network:

@@ -51,7 +51,7 @@ from torch import nn
 from .api import CfgSource, parse
 from .errors import CfgError, CfgItem, CfgWarning
 from .modules.darknet import Route, Shortcut
-from .registry import LayerCall
+from .section import LayerCall
 from .spec import NETWORK_INPUT, LayerSpec, Spec
 
 LINE_LENGTH = 120

@@ -21,15 +21,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .errors import CfgError
-from .parse import RawOption, RawSection, parse_sections
-from .registry import SpecError, did_you_mean, lookup
+from .errors import CfgError, Diagnostics, did_you_mean
+from .reader import RawOption, RawSection, read_sections
+from .registry import lookup
 from .resources import bundled_cfgs
-
-if TYPE_CHECKING:
-    from .spec import _Collector
+from .section import SpecError
 
 INCLUDE = "include"
 INCLUDE_KEYS = frozenset({"file", "name", "repeat"})
@@ -84,7 +81,7 @@ class Placed:
     scope: Scope
 
 
-def expand(raws: list[RawSection], file: str, errors: _Collector) -> tuple[list[Placed], Scope]:
+def expand(raws: list[RawSection], file: str, errors: Diagnostics) -> tuple[list[Placed], Scope]:
     """Layer sections (after `[net]`) → expanded layers and the top-level scope."""
     top = Scope(file, 0)
     placed: list[Placed] = []
@@ -93,7 +90,7 @@ def expand(raws: list[RawSection], file: str, errors: _Collector) -> tuple[list[
 
 
 def _expand_into(
-    raws: list[RawSection], scope: Scope, chain: list[tuple[str, Path | None]], out: list[Placed], errors: _Collector
+    raws: list[RawSection], scope: Scope, chain: list[tuple[str, Path | None]], out: list[Placed], errors: Diagnostics
 ) -> None:
     for raw in raws:
         repeat = _repeat(raw, errors)
@@ -115,7 +112,7 @@ def _include(
     scope: Scope,
     chain: list[tuple[str, Path | None]],
     out: list[Placed],
-    errors: _Collector,
+    errors: Diagnostics,
 ) -> None:
     """Inline the included file `repeat` times; its labels become `<name>.<label>` in `scope`."""
     for key in raw.options.keys() - INCLUDE_KEYS:
@@ -128,7 +125,7 @@ def _include(
         if identity is not None and identity in [ident for _, ident in chain]:
             cycle = " → ".join([*(n for n, _ in chain), name])
             raise SpecError(f"include cycle: {cycle}", "file")
-        sections = parse_sections(content, name)
+        sections = read_sections(content, name)
     except SpecError as exc:
         errors.add(raw, None, exc.message, exc.key)
         return
@@ -148,7 +145,7 @@ def _include(
             _define(scope, f"{qualifier}.{inner_label}", index, raw, errors)
 
 
-def _define(scope: Scope, label: str, index: int, raw: RawSection, errors: _Collector) -> bool:
+def _define(scope: Scope, label: str, index: int, raw: RawSection, errors: Diagnostics) -> bool:
     """Record a label in its file's scope; False (after an error) when the file already uses it."""
     first = scope.defined_at.get(label)
     if first is not None:
@@ -160,7 +157,7 @@ def _define(scope: Scope, label: str, index: int, raw: RawSection, errors: _Coll
     return True
 
 
-def _repeat(raw: RawSection, errors: _Collector) -> int:
+def _repeat(raw: RawSection, errors: Diagnostics) -> int:
     option = raw.options.get("repeat")
     if option is None:
         return 1
@@ -174,7 +171,7 @@ def _repeat(raw: RawSection, errors: _Collector) -> int:
     return value
 
 
-def _label(raw: RawSection, errors: _Collector) -> str | None:
+def _label(raw: RawSection, errors: Diagnostics) -> str | None:
     option = raw.options.get("name")
     if option is None:
         return None

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .reader import RawSection
 
 
 @dataclass(frozen=True)
@@ -45,3 +51,27 @@ class WeightsError(NetcfgError, ValueError):
 
 class CfgWarning(UserWarning):
     """Something legal but suspicious in a cfg, such as a key given twice."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`" (did you mean 'x'?)"` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class Diagnostics:
+    """Collects CfgItems located by raw section (in its own file) and key; a problem repeated by
+    `repeat=` copies is reported once."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.items: list[CfgItem] = []
+        self._seen: set[tuple] = set()
+
+    def add(self, raw: RawSection, index: int | None, message: str, key: str | None = None) -> None:
+        line, col = raw.where(key)
+        item = CfgItem(message, raw.file or self.file, line, col, index, raw.name, key)
+        place = (item.message, item.file, item.line, item.column, item.key)
+        if place not in self._seen:
+            self._seen.add(place)
+            self.items.append(item)

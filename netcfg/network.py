@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .registry import did_you_mean
+from .errors import did_you_mean
 from .spec import NETWORK_INPUT, Spec
 
 #: For one `return_layers` request: the layer indices to return, and the outputs to free after each step.

@@ -13,9 +13,10 @@ import annotated_types
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from .registry import EXAMPLE_NET, TRAINING_KEYS, SectionType, section_types
+from .registry import SectionType, section_types
 from .resources import bundled_cfgs
-from .types import Activation
+from .section import EXAMPLE_NET, TRAINING_KEYS
+from .values import Activation
 
 REGENERATE = "netcfg list --markdown > docs/sections.md"
 ACTIVATIONS = typing.get_args(Activation)

@@ -12,19 +12,11 @@ from dataclasses import dataclass, field
 from pydantic import TypeAdapter, ValidationError
 
 from .compose import NET_NAMES, NETWORK_INPUT, Placed, Scope, expand, without_keys
-from .errors import CfgError, CfgItem
-from .parse import RawOption, RawSection
-from .registry import (
-    TRAINING_KEYS,
-    Context,
-    Section,
-    SpecError,
-    did_you_mean,
-    lookup,
-    section_keys,
-    section_types,
-)
-from .types import Refs, Shape
+from .errors import CfgError, CfgItem, Diagnostics, did_you_mean
+from .reader import RawOption, RawSection
+from .registry import lookup, section_types
+from .section import TRAINING_KEYS, Context, Section, SpecError, section_keys
+from .values import Refs, Shape
 
 #: Darknet sections netcfg refuses on purpose, with the reason shown to the user.
 REFUSED = {
@@ -76,25 +68,6 @@ class Spec:
         return Context(layer.index, self.net, list(layer.input_shapes))
 
 
-class _Collector:
-    """Collects CfgItems located by raw section (in its own file) and key; a problem repeated by
-    `repeat=` copies is reported once."""
-
-    def __init__(self, file: str):
-        self.file = file
-        self.items: list[CfgItem] = []
-
-    def add(self, raw: RawSection, index: int | None, message: str, key: str | None = None) -> None:
-        line, col = raw.where(key)
-        item = CfgItem(message, raw.file or self.file, line, col, index, raw.name, key)
-        if not any(_same_place(item, seen) for seen in self.items):
-            self.items.append(item)
-
-
-def _same_place(a: CfgItem, b: CfgItem) -> bool:
-    return (a.message, a.file, a.line, a.column, a.key) == (b.message, b.file, b.line, b.column, b.key)
-
-
 def _pydantic_message(err: dict) -> str:
     if err["type"] == "literal_error":
         choices = err["ctx"]["expected"]
@@ -115,7 +88,7 @@ def _first_key_named(message: str, raw: RawSection) -> str | None:
     return next((word for word in re.findall(r"\w+", message) if word in raw.options), None)
 
 
-def validate_section(raw: RawSection, index: int | None, errors: _Collector) -> Section | None:
+def validate_section(raw: RawSection, index: int | None, errors: Diagnostics) -> Section | None:
     """One raw section → its pydantic model, or None after recording why not."""
     entry = lookup(raw.name)
     if index is not None and raw.name in NET_NAMES:
@@ -152,7 +125,7 @@ def validate_section(raw: RawSection, index: int | None, errors: _Collector) -> 
 
 def build_spec(raws: list[RawSection], file: str = "<cfg>", net_overrides: dict | None = None) -> Spec:
     """Validate every section, resolve references and infer shapes; raise all problems at once."""
-    errors = _Collector(file)
+    errors = Diagnostics(file)
     if not raws:
         raise CfgError([CfgItem("empty cfg: no [net] section and no layers", file, 1, 1)])
     net_raw, *layer_raws = raws
@@ -180,7 +153,7 @@ def _last_non_loss(layers: list[LayerSpec]) -> tuple[int, ...]:
     return (kept[-1] if kept else len(layers) - 1,)
 
 
-def _outputs(option: RawOption | None, net_raw: RawSection, top: Scope, count: int, errors: _Collector) -> tuple:
+def _outputs(option: RawOption | None, net_raw: RawSection, top: Scope, count: int, errors: Diagnostics) -> tuple:
     """`[net] outputs=`: layer indices (negative counts from the end) or labels, in return order."""
     if option is None:
         return ()
@@ -224,7 +197,7 @@ def _with_overrides(net_raw: RawSection, overrides: dict) -> RawSection:
 
 
 def _infer_shapes(
-    net: Section, sections: list[Section | None], placed: list[Placed], errors: _Collector
+    net: Section, sections: list[Section | None], placed: list[Placed], errors: Diagnostics
 ) -> list[LayerSpec]:
     shapes: list[Shape | None] = []
     layers: list[LayerSpec] = []

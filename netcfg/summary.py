@@ -16,7 +16,7 @@ from torch import nn
 
 from .network import Network
 from .spec import NETWORK_INPUT, LayerSpec
-from .types import Shape
+from .values import Shape
 
 CONVENTION = "BFLOPs = 2 × multiply-adds / 1e9 per image (darknet's convention)"
 

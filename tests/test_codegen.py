@@ -19,8 +19,9 @@ from torch import nn
 import netcfg
 from netcfg.cli import main as cli_main
 from netcfg.codegen import IDENTIFIER, default_class_name, literal, to_python
-from netcfg.registry import EXAMPLE_NET, LayerCall, section_types
+from netcfg.registry import section_types
 from netcfg.resources import bundled_cfgs
+from netcfg.section import EXAMPLE_NET, LayerCall
 from netcfg.sections.darknet import UpsampleSection
 
 REPO = Path(__file__).resolve().parents[1]

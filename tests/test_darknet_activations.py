@@ -8,7 +8,7 @@ import pytest
 import torch
 from darknet_ref import assert_close, build, flat, logistic, output
 
-from netcfg.types import Activation
+from netcfg.values import Activation
 
 
 def softplus(x: float, threshold: float = 20) -> float:

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import netcfg
-from netcfg.registry import EXAMPLE_NET, section_types
+from netcfg.registry import section_types
+from netcfg.section import EXAMPLE_NET
 
 torch.manual_seed(0)
 

@@ -3,12 +3,12 @@ import warnings
 import pytest
 
 from netcfg import CfgError, CfgWarning
-from netcfg.parse import parse_sections
+from netcfg.reader import read_sections
 
 
 def test_darknet_reader_quirks():
     text = "\ufeff# c\r\n[net]\r\nwidth = 416 # trailing\r\n; semi\r\n\r\n[ convolutional ]\nlayers = -1, 61\n"
-    net, conv = parse_sections(text)
+    net, conv = read_sections(text)
     assert (net.name, net.options["width"].value, net.options["width"].line) == ("net", "416", 3)
     assert conv.name == "convolutional" and conv.line == 6
     assert conv.options["layers"].value == "-1,61"
@@ -17,7 +17,7 @@ def test_darknet_reader_quirks():
 def test_duplicate_key_first_wins_with_warning_naming_both_lines():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        (sec,) = parse_sections("[conv]\nsize=3\nsize=5\n")
+        (sec,) = read_sections("[conv]\nsize=3\nsize=5\n")
     assert sec.options["size"].value == "3"
     (w,) = [w for w in caught if issubclass(w.category, CfgWarning)]
     assert ":3:" in str(w.message) and "line 2" in str(w.message)
@@ -25,14 +25,14 @@ def test_duplicate_key_first_wins_with_warning_naming_both_lines():
 
 def test_syntax_errors_are_all_reported_with_lines():
     with pytest.raises(CfgError) as exc:
-        parse_sections("[net]\nno equals here\nx=1\nalso bad\n[oops\n", "bad.cfg")
+        read_sections("[net]\nno equals here\nx=1\nalso bad\n[oops\n", "bad.cfg")
     assert [(i.file, i.line) for i in exc.value.items] == [("bad.cfg", 2), ("bad.cfg", 4), ("bad.cfg", 5)]
 
 
 @pytest.mark.parametrize("data", [b"\xff\xfe\x00\x01junk", b"[net]\x00\n"])
 def test_binary_junk_is_refused(data):
     with pytest.raises(CfgError, match="binary"):
-        parse_sections(data, "junk.cfg")
+        read_sections(data, "junk.cfg")
 
 
 def test_flags_are_darknet_ints_not_words():

@@ -8,7 +8,8 @@ from torch import nn
 
 import netcfg
 from netcfg.modules.common import ConvBNAct
-from netcfg.registry import EXAMPLE_NET, section_types
+from netcfg.registry import section_types
+from netcfg.section import EXAMPLE_NET
 
 FAMILIES = ("pyramid", "context", "fusion", "transform")
 TYPES = [t for t in section_types() if t.model.family in FAMILIES]

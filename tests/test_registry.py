@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import netcfg
-from netcfg.registry import EXAMPLE_NET, section_types
+from netcfg.registry import section_types
+from netcfg.section import EXAMPLE_NET
 
 LAYER_TYPES = [t for t in section_types() if t.name not in ("net", "network")]
 

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import netcfg
-from netcfg.registry import LayerCall, Section, register
+from netcfg.registry import register
+from netcfg.section import LayerCall, Section
 from netcfg.summary import summarize
 
 SMALL = """[net]

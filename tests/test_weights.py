@@ -13,7 +13,8 @@ from torch import nn
 
 import netcfg
 from netcfg import DarknetHeader, PartialWeightsWarning, WeightsError, load_darknet_weights, save_darknet_weights
-from netcfg.registry import EXAMPLE_NET, section_types
+from netcfg.registry import section_types
+from netcfg.section import EXAMPLE_NET
 
 LAYER_TYPES = [t for t in section_types() if t.name not in ("net", "network")]
 NET = "[net]\nwidth=8\nheight=8\nchannels=3\n"

@@ -12,8 +12,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ..modules import attention as m
-from ..registry import Context, LayerCall, Section, SpecError, register
-from ..types import Activation, Flag, Shape
+from ..registry import register
+from ..section import Context, LayerCall, Section, SpecError
+from ..values import Activation, Flag, Shape
 
 FAMILY = "attention"
 

@@ -7,8 +7,9 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..modules import backbone as m
-from ..registry import Context, LayerCall, Section, register
-from ..types import PREVIOUS, IntList, Ref, Refs, Shape
+from ..registry import register
+from ..section import Context, LayerCall, Section
+from ..values import PREVIOUS, IntList, Ref, Refs, Shape
 
 
 def _strided(shape: Shape, stride: int) -> tuple[int, int]:

@@ -7,8 +7,9 @@ from typing import ClassVar
 from pydantic import Field
 
 from ..modules import context as m
-from ..registry import Context, LayerCall, Section, SpecError, register
-from ..types import Shape
+from ..registry import register
+from ..section import Context, LayerCall, Section, SpecError
+from ..values import Shape
 
 #: Fewest input channels for which every RFB branch keeps at least one channel.
 RFB_MIN_CHANNELS = 16

@@ -10,8 +10,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from ..modules import conv as m
-from ..registry import Context, LayerCall, Section, SpecError, register
-from ..types import Activation, Flag, IntList, Shape
+from ..registry import register
+from ..section import Context, LayerCall, Section, SpecError
+from ..values import Activation, Flag, IntList, Shape
 from .darknet import Convolutional
 
 

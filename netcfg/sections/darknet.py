@@ -13,8 +13,9 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..modules import darknet as m
-from ..registry import Context, LayerCall, Section, SpecError, register
-from ..types import PREVIOUS, Activation, Flag, FloatList, IntList, Ref, Refs, Shape
+from ..registry import register
+from ..section import Context, LayerCall, Section, SpecError
+from ..values import PREVIOUS, Activation, Flag, FloatList, IntList, Ref, Refs, Shape
 
 
 def _hw(shape: Shape) -> str:

@@ -7,8 +7,9 @@ from typing import ClassVar
 from pydantic import Field
 
 from ..modules import fusion as m
-from ..registry import Context, LayerCall, Section, SpecError, register
-from ..types import Ref, Refs, Shape
+from ..registry import register
+from ..section import Context, LayerCall, Section, SpecError
+from ..values import Ref, Refs, Shape
 
 
 def _chw(shape: Shape) -> str:

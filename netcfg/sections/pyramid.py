@@ -7,8 +7,9 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from ..modules import pyramid as m
-from ..registry import Context, LayerCall, Section, SpecError, register
-from ..types import Flag, IntList, Shape
+from ..registry import register
+from ..section import Context, LayerCall, Section, SpecError
+from ..values import Flag, IntList, Shape
 
 
 def _all_positive(name: str, values: tuple[int, ...]) -> None:

@@ -7,8 +7,9 @@ from typing import ClassVar
 from pydantic import Field
 
 from ..modules import transform as m
-from ..registry import Context, LayerCall, Section, register
-from ..types import Shape
+from ..registry import register
+from ..section import Context, LayerCall, Section
+from ..values import Shape
 
 
 @register("stn", family="transform")

@@ -87,7 +87,7 @@ def _syntax_items(text: str, file: str) -> list[CfgItem]:
     return items
 
 
-def parse_sections(data: bytes | str, file: str = "<cfg>") -> list[RawSection]:
+def read_sections(data: bytes | str, file: str = "<cfg>") -> list[RawSection]:
     """Parse cfg text into raw sections. Options before any header are an error."""
     text = decode(data, file)
     try:

@@ -1,0 +1,116 @@
+"""The Section contract: the base every section model extends, and the module call it returns.
+
+A section type is a pydantic model (its cfg keys, defaults and ranges) with three methods: the
+layers it reads (`inputs`), its shape rule (`infer`) and its module factory (`layer`). Registering
+it with `@register("name", "alias")` (see `registry`) is all it takes to parse, validate, build,
+summarise and convert it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+from torch import nn
+
+from .values import PREVIOUS, Ref, Shape
+
+#: The `[net]` header that every section's `example` follows.
+EXAMPLE_NET = "[net]\nwidth=32\nheight=32\nchannels=8\n"
+
+#: Keys darknet reads for every layer that only matter to training; accepted and kept.
+TRAINING_KEYS = frozenset(
+    {
+        "clip",
+        "onlyforward",
+        "dont_update",
+        "burnin_update",
+        "stopbackward",
+        "train_only_bn",
+        "dontload",
+        "dontloadscales",
+        "learning_rate",
+        "show_receptive_field",
+    }
+)
+
+
+class SpecError(Exception):
+    """Raised by a section's rules; the spec stage adds file, line, column and layer."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.key = key
+
+
+@dataclass(frozen=True)
+class LayerCall:
+    """A module class and the keyword arguments that construct it: what `build` instantiates
+    and what code generation prints, so both always agree."""
+
+    cls: type[nn.Module]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def instantiate(self) -> nn.Module:
+        return self.cls(**self.kwargs)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a section may know beyond its own keys: its index, the `[net]` section, input sizes."""
+
+    index: int
+    net: Any
+    shapes: list[Shape]
+
+
+class Section(BaseModel):
+    """Base of every section model. Field names (or aliases) are the cfg keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    #: Keys accepted and kept but without effect at inference (training and loss options).
+    ignored_keys: ClassVar[frozenset[str]] = frozenset()
+    #: Registered name, set by `register`.
+    type_name: ClassVar[str] = ""
+    #: Family for `netcfg list` and the reference (darknet, attention, context, conv, backbone, ...).
+    family: ClassVar[str] = "user"
+    #: A small cfg fragment using this section, placed after `EXAMPLE_NET`: documents it and lets the
+    #: registry-wide tests build, run and convert every section type.
+    example: ClassVar[str] = ""
+    #: Whether this layer's output is a network output (`[yolo]`, `[region]`).
+    is_output: ClassVar[bool] = False
+    #: Whether this is a training loss (`[cost]`): passed through, never the default output.
+    is_loss: ClassVar[bool] = False
+
+    _extras: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def extras(self) -> dict[str, str]:
+        """Accepted keys without effect at inference, as written."""
+        return self._extras
+
+    def inputs(self) -> list[Ref]:
+        """The layers this section reads, in order; the previous layer unless overridden."""
+        return [PREVIOUS]
+
+    def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
+        """Output shape from input shapes; raise SpecError for impossible combinations."""
+        return shapes[0]
+
+    def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
+        """The module that computes this section."""
+        raise NotImplementedError(f"[{self.type_name}] has no module factory")
+
+    def bflops(self, shapes: list[Shape], output: Shape) -> float | None:
+        """Billions of floating-point operations for one image, when the generic count
+        (2 × multiply-adds of every Conv2d and Linear inside the module) is not right."""
+        return None
+
+
+def section_keys(model: type[Section]) -> set[str]:
+    """Every key a section type accepts: its fields by cfg name, plus the ignored ones."""
+    keys = {f.alias or name for name, f in model.model_fields.items()}
+    return keys | set(model.ignored_keys) | TRAINING_KEYS
