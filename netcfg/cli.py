@@ -30,6 +30,7 @@ class Command:
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="cfg files or bundled names")
+    parser.add_argument("--strict", action="store_true", help="treat keys darknet ignores as errors, not warnings")
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -39,7 +40,7 @@ def run_check(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CfgWarning)
             try:
-                parse(file)
+                parse(file, strict=args.strict)
             except CfgError as exc:
                 failed = True
                 print(exc)

@@ -9,7 +9,8 @@
   Labels are letters, digits, `_` and `-`, not starting with a digit, and unique within their file.
 - `[include]` with `file=` (and optional `name=`, `repeat=`) inlines another cfg's layers in place;
   its `[net]` is ignored and its first layer reads the layer before the include. The path is relative
-  to the including file, else a bundled cfg name. An included file keeps its own scope: its absolute
+  to the including file, else a bundled cfg name; only `.cfg` files inside the include roots are read
+  (see `files`). An included file keeps its own scope: its absolute
   indices count from its own first layer, its references cannot leave it (except to its input, as
   above), and its labels are reached from outside as `<include name>.<label>` (the include's `name=`,
   else the file's stem), nested includes as `outer.inner.label`. The include's name alone names its
@@ -23,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CfgError, Diagnostics, did_you_mean
+from .files import IncludeRoots
 from .reader import RawOption, RawSection, read_sections
 from .registry import lookup
-from .resources import bundled_cfgs
 from .section import SpecError
 
 INCLUDE = "include"
@@ -81,68 +82,72 @@ class Placed:
     scope: Scope
 
 
-def expand(raws: list[RawSection], file: str, errors: Diagnostics) -> tuple[list[Placed], Scope]:
-    """Layer sections (after `[net]`) → expanded layers and the top-level scope."""
+def expand(
+    raws: list[RawSection], file: str, errors: Diagnostics, roots: IncludeRoots, real: Path | None = None
+) -> tuple[list[Placed], Scope]:
+    """Layer sections (after `[net]`) → expanded layers and the top-level scope. `real` is the file
+    behind `file` (None for cfg text); includes read only inside `roots`."""
     top = Scope(file, 0)
     placed: list[Placed] = []
-    _expand_into(raws, top, [(file, _identity(file))], placed, errors)
+    _Expansion(roots, errors, placed).into(raws, top, [(file, real)])
     return placed, top
 
 
-def _expand_into(
-    raws: list[RawSection], scope: Scope, chain: list[tuple[str, Path | None]], out: list[Placed], errors: Diagnostics
-) -> None:
-    for raw in raws:
-        repeat = _repeat(raw, errors)
-        label = _label(raw, errors)
-        if raw.name == INCLUDE:
-            _include(raw, repeat, label, scope, chain, out, errors)
-            continue
-        plain = without_keys(raw, {"name", "repeat"})
-        copy = _stride_one(plain) if repeat > 1 else plain
-        out.extend(Placed(plain if i == 0 else copy, scope) for i in range(repeat))
-        if label is not None:
-            _define(scope, label, len(out) - 1, raw, errors)
+@dataclass
+class _Expansion:
+    """One expansion pass: where includes may read, where problems go, and the layers placed so far."""
 
+    roots: IncludeRoots
+    errors: Diagnostics
+    out: list[Placed]
 
-def _include(
-    raw: RawSection,
-    repeat: int,
-    label: str | None,
-    scope: Scope,
-    chain: list[tuple[str, Path | None]],
-    out: list[Placed],
-    errors: Diagnostics,
-) -> None:
-    """Inline the included file `repeat` times; its labels become `<name>.<label>` in `scope`."""
-    for key in raw.options.keys() - INCLUDE_KEYS:
-        errors.add(raw, None, f"unknown key{did_you_mean(key, INCLUDE_KEYS)}", key)
-    if "file" not in raw.options:
-        errors.add(raw, None, "required key is missing", "file")
-        return
-    try:
-        content, name, identity = _locate(raw.options["file"].value, raw.file)
-        if identity is not None and identity in [ident for _, ident in chain]:
-            cycle = " → ".join([*(n for n, _ in chain), name])
-            raise SpecError(f"include cycle: {cycle}", "file")
-        sections = read_sections(content, name)
-    except SpecError as exc:
-        errors.add(raw, None, exc.message, exc.key)
-        return
-    except CfgError as exc:
-        errors.items.extend(exc.items)
-        return
-    layers = sections[1:] if sections and sections[0].name in NET_NAMES else sections
-    if not layers:
-        errors.add(raw, None, f"{name} has no layers to include", "file")
-        return
-    qualifier = label if label is not None else Path(name).stem
-    for _ in range(repeat):
-        inner = Scope(name, len(out), included=True)
-        _expand_into(layers, inner, [*chain, (name, identity)], out, errors)
-    if _define(scope, qualifier, len(out) - 1, raw, errors):
-        for inner_label, index in inner.labels.items():
-            _define(scope, f"{qualifier}.{inner_label}", index, raw, errors)
+    def into(self, raws: list[RawSection], scope: Scope, chain: list[tuple[str, Path | None]]) -> None:
+        """Place `raws` (written in `scope`'s file; `chain` the files including it) after `out`."""
+        for raw in raws:
+            repeat = _repeat(raw, self.errors)
+            label = _label(raw, self.errors)
+            if raw.name == INCLUDE:
+                self.include(raw, repeat, label, scope, chain)
+                continue
+            plain = without_keys(raw, {"name", "repeat"})
+            copy = _stride_one(plain) if repeat > 1 else plain
+            self.out.extend(Placed(plain if i == 0 else copy, scope) for i in range(repeat))
+            if label is not None:
+                _define(scope, label, len(self.out) - 1, raw, self.errors)
+
+    def include(
+        self, raw: RawSection, repeat: int, label: str | None, scope: Scope, chain: list[tuple[str, Path | None]]
+    ) -> None:
+        """Inline the included file `repeat` times; its labels become `<name>.<label>` in `scope`."""
+        errors = self.errors
+        for key in raw.options.keys() - INCLUDE_KEYS:
+            errors.add(raw, None, f"unknown key{did_you_mean(key, INCLUDE_KEYS)}", key)
+        if "file" not in raw.options:
+            errors.add(raw, None, "required key is missing", "file")
+            return
+        try:
+            found = self.roots.locate(raw.options["file"].value, raw.file)
+            if found.path is not None and found.path in [real for _, real in chain]:
+                cycle = " → ".join([*(n for n, _ in chain), found.name])
+                raise SpecError(f"include cycle: {cycle}", "file")
+            sections = read_sections(found.content, found.name)
+        except SpecError as exc:
+            errors.add(raw, None, exc.message, exc.key)
+            return
+        except CfgError as exc:
+            errors.items.extend(exc.items)
+            return
+        layers = sections[1:] if sections and sections[0].name in NET_NAMES else sections
+        if not layers:
+            errors.add(raw, None, f"{found.name} has no layers to include", "file")
+            return
+        qualifier = label if label is not None else Path(found.name).stem
+        for _ in range(repeat):
+            inner = Scope(found.name, len(self.out), included=True)
+            self.into(layers, inner, [*chain, (found.name, found.path)])
+        if _define(scope, qualifier, len(self.out) - 1, raw, errors):
+            for inner_label, index in inner.labels.items():
+                _define(scope, f"{qualifier}.{inner_label}", index, raw, errors)
 
 
 def _define(scope: Scope, label: str, index: int, raw: RawSection, errors: Diagnostics) -> bool:
@@ -197,28 +202,3 @@ def _stride_one(raw: RawSection) -> RawSection:
     line, column = raw.where("stride")
     copy.options["stride"] = RawOption("stride", "1", line, column)
     return copy
-
-
-def _identity(file: str) -> Path | None:
-    """The real file behind a cfg name, to detect include cycles; None for cfg text."""
-    path = Path(file)
-    if path.is_file():
-        return path.resolve()
-    bundled = bundled_cfgs().get(file)
-    return bundled.resolve() if bundled is not None else None
-
-
-def _locate(target: str, including: str) -> tuple[bytes, str, Path]:
-    """An include's `file=` → (content, display name, real path): relative to the including file, else
-    bundled. A bundled cfg only includes bundled cfgs."""
-    bundled = bundled_cfgs()
-    including_path = Path(including)
-    if including_path.is_file() or including not in bundled:
-        base = including_path.parent if including_path.is_file() else Path(".")
-        candidate = base / target
-        if candidate.is_file():
-            return candidate.read_bytes(), str(candidate), candidate.resolve()
-    name = target if target.endswith(".cfg") else f"{target}.cfg"
-    if name in bundled and Path(target).name == target:
-        return bundled[name].read_bytes(), name, bundled[name].resolve()
-    raise SpecError(f"no such cfg file or bundled cfg {target!r}{did_you_mean(name, set(bundled))}", "file")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -37,12 +38,19 @@ class NetcfgError(Exception):
     """Base of every error netcfg raises on purpose."""
 
 
+#: How many problems a CfgError's message lists; `.items` keeps them all.
+SHOWN_ITEMS = 100
+
+
 class CfgError(NetcfgError, ValueError):
-    """Every problem found in a cfg file, reported together."""
+    """Every problem found in a cfg file, reported together (the message lists the first 100)."""
 
     def __init__(self, items: list[CfgItem]):
         self.items = list(items)
-        super().__init__("\n".join(str(item) for item in self.items))
+        lines = [str(item) for item in self.items[:SHOWN_ITEMS]]
+        if len(self.items) > SHOWN_ITEMS:
+            lines.append(f"... and {len(self.items) - SHOWN_ITEMS} more")
+        super().__init__("\n".join(lines))
 
 
 class WeightsError(NetcfgError, ValueError):
@@ -50,13 +58,27 @@ class WeightsError(NetcfgError, ValueError):
 
 
 class CfgWarning(UserWarning):
-    """Something legal but suspicious in a cfg, such as a key given twice."""
+    """Something legal but suspicious in a cfg, such as a key given twice or a key darknet ignores."""
+
+
+#: Words longer than this, or more choices than this, get no suggestion: difflib is quadratic.
+SUGGEST_LIMIT = 64
+SUGGEST_CHOICES = 2000
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to `word` (difflib ratio ≥ 0.6), or None; bounded work on huge inputs."""
+    options = sorted(choices)
+    if len(word) > SUGGEST_LIMIT or len(options) > SUGGEST_CHOICES:
+        return None
+    close = difflib.get_close_matches(word, [o for o in options if len(o) <= SUGGEST_LIMIT], n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`" (did you mean 'x'?)"` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest(word, choices)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 class Diagnostics:
@@ -66,12 +88,28 @@ class Diagnostics:
     def __init__(self, file: str):
         self.file = file
         self.items: list[CfgItem] = []
+        self.warned: list[CfgItem] = []
         self._seen: set[tuple] = set()
 
     def add(self, raw: RawSection, index: int | None, message: str, key: str | None = None) -> None:
+        """Record a problem at `key` of `raw` (at its header when the key is absent)."""
+        self._record(self.items, self._item(raw, index, message, key))
+
+    def warn(self, raw: RawSection, index: int | None, message: str, key: str | None = None) -> None:
+        """Record something legal but suspicious; `emit_warnings` reports it as a CfgWarning."""
+        self._record(self.warned, self._item(raw, index, message, key))
+
+    def emit_warnings(self) -> None:
+        """Issue every recorded warning, once each, located as a CfgItem is."""
+        for item in self.warned:
+            warnings.warn(str(item), CfgWarning, stacklevel=4)
+
+    def _item(self, raw: RawSection, index: int | None, message: str, key: str | None) -> CfgItem:
         line, col = raw.where(key)
-        item = CfgItem(message, raw.file or self.file, line, col, index, raw.name, key)
-        place = (item.message, item.file, item.line, item.column, item.key)
+        return CfgItem(message, raw.file or self.file, line, col, index, raw.name, key)
+
+    def _record(self, into: list[CfgItem], item: CfgItem) -> None:
+        place = (into is self.items, item.message, item.file, item.line, item.column, item.key)
         if place not in self._seen:
             self._seen.add(place)
-            self.items.append(item)
+            into.append(item)

@@ -11,6 +11,9 @@ from lark import Lark, Token, Transformer, UnexpectedInput
 from .errors import CfgError, CfgItem, CfgWarning
 from .resources import resource_dir
 
+#: Larger cfgs are refused before parsing: the largest real darknet cfg is about 40 KB.
+MAX_CFG_BYTES = 16 * 2**20
+
 
 @dataclass(frozen=True)
 class RawOption:
@@ -68,6 +71,8 @@ def decode(data: bytes | str, file: str) -> str:
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
             raise CfgError([CfgItem("not UTF-8 text (binary file?)", file, line, 1)]) from None
+    if len(text) > MAX_CFG_BYTES:
+        raise CfgError([CfgItem(f"{len(text)} characters is too large for a cfg", file, 1, 1)])
     text = text.removeprefix("\ufeff")
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
@@ -75,15 +80,29 @@ def decode(data: bytes | str, file: str) -> str:
     return text
 
 
+#: Syntax errors past this many are not looked for: each costs a parse of its line.
+MAX_SYNTAX_ITEMS = 1000
+
+
+def lines(text: str) -> list[str]:
+    """The cfg's lines as darknet reads them: split at `\n`, a `\r` before it dropped."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def _syntax_items(text: str, file: str) -> list[CfgItem]:
-    """Every line the grammar rejects, one item per line, found by re-parsing line by line."""
+    """The lines the grammar rejects (up to MAX_SYNTAX_ITEMS), one item per line, found by re-parsing
+    line by line."""
     items = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines(text), start=1):
         try:
             _parser().parse(line)
         except UnexpectedInput as exc:
             hint = "expected `key=value`, a `[section]` header or a comment"
-            items.append(CfgItem(f"cannot parse {line.strip()!r}: {hint}", file, number, exc.column))
+            shown = line.strip()
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            items.append(CfgItem(f"cannot parse {shown!r}: {hint}", file, number, exc.column))
+            if len(items) >= MAX_SYNTAX_ITEMS:
+                break
     return items
 
 

@@ -5,14 +5,16 @@ Every problem in a file is collected as a CfgItem and raised once as a CfgError.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter, ValidationError
 
 from .compose import NET_NAMES, NETWORK_INPUT, Placed, Scope, expand, without_keys
-from .errors import CfgError, CfgItem, Diagnostics, did_you_mean
+from .errors import CfgError, CfgItem, Diagnostics, closest, did_you_mean
+from .files import CfgText, IncludeRoots
 from .reader import RawOption, RawSection
 from .registry import lookup, section_types
 from .section import TRAINING_KEYS, Context, Section, SpecError, section_keys
@@ -88,7 +90,7 @@ def _first_key_named(message: str, raw: RawSection) -> str | None:
     return next((word for word in re.findall(r"\w+", message) if word in raw.options), None)
 
 
-def validate_section(raw: RawSection, index: int | None, errors: Diagnostics) -> Section | None:
+def validate_section(raw: RawSection, index: int | None, errors: Diagnostics, strict: bool = False) -> Section | None:
     """One raw section → its pydantic model, or None after recording why not."""
     entry = lookup(raw.name)
     if index is not None and raw.name in NET_NAMES:
@@ -104,10 +106,8 @@ def validate_section(raw: RawSection, index: int | None, errors: Diagnostics) ->
     model = entry.model
     accepted = section_keys(model)
     ok = True
-    for key in raw.options:
-        if key not in accepted:
-            errors.add(raw, index, f"unknown key{did_you_mean(key, accepted)}", key)
-            ok = False
+    for key in raw.options.keys() - accepted:
+        ok = _unknown_key(raw, index, key, accepted, errors, strict) and ok
     fields = {f.alias or n for n, f in model.model_fields.items()}
     values = {k: o.value for k, o in raw.options.items() if k in fields}
     try:
@@ -123,8 +123,31 @@ def validate_section(raw: RawSection, index: int | None, errors: Diagnostics) ->
     return section if ok else None
 
 
-def build_spec(raws: list[RawSection], file: str = "<cfg>", net_overrides: dict | None = None) -> Spec:
-    """Validate every section, resolve references and infer shapes; raise all problems at once."""
+def _unknown_key(
+    raw: RawSection, index: int | None, key: str, accepted: set[str], errors: Diagnostics, strict: bool
+) -> bool:
+    """Darknet ignores keys it does not read, so do we, with a warning; but a near miss of a key the
+    section does not set is a typo (darknet would silently use the default), and `strict` refuses all."""
+    near = closest(key, accepted)
+    hint = f" (did you mean {near!r}?)" if near else ""
+    if strict or (near is not None and near not in raw.options):
+        errors.add(raw, index, f"unknown key{hint}", key)
+        return False
+    errors.warn(raw, index, f"unused key: darknet ignores it{hint}", key)
+    return True
+
+
+def build_spec(
+    raws: list[RawSection],
+    source: CfgText,
+    net_overrides: dict | None = None,
+    strict: bool = False,
+    include_dirs: Iterable[str | os.PathLike] = (),
+) -> Spec:
+    """Validate every section of `source`, resolve references and infer shapes; raise all problems at
+    once. `strict` makes every key darknet would ignore an error; `include_dirs` are further folders
+    `[include]` may read."""
+    file = source.name
     errors = Diagnostics(file)
     if not raws:
         raise CfgError([CfgItem("empty cfg: no [net] section and no layers", file, 1, 1)])
@@ -134,13 +157,14 @@ def build_spec(raws: list[RawSection], file: str = "<cfg>", net_overrides: dict 
         raise CfgError(errors.items)
     net_raw = _with_overrides(net_raw, net_overrides or {})
     outputs_option = net_raw.options.get(OUTPUTS_KEY)
-    net = validate_section(without_keys(net_raw, {OUTPUTS_KEY}), None, errors)
-    placed, top = expand(layer_raws, file, errors)
+    net = validate_section(without_keys(net_raw, {OUTPUTS_KEY}), None, errors, strict)
+    placed, top = expand(layer_raws, file, errors, IncludeRoots.around(source, include_dirs), source.path)
     if not placed:
         errors.add(net_raw, None, "the cfg has no layers after [net]")
-    sections = [validate_section(p.raw, i, errors) for i, p in enumerate(placed)]
+    sections = [validate_section(p.raw, i, errors, strict) for i, p in enumerate(placed)]
     layers = _infer_shapes(net, sections, placed, errors) if net is not None else []
     outputs = _outputs(outputs_option, net_raw, top, len(placed), errors)
+    errors.emit_warnings()
     if errors.items:
         raise CfgError(sorted(errors.items, key=lambda i: (i.file != file, i.file, i.line, i.column)))
     outputs = outputs or tuple(layer.index for layer in layers if layer.section.is_output)

@@ -84,4 +84,4 @@ def test_no_traceback_from_the_console_entry_point(tmp_path):
     assert "Traceback" not in result.stdout + result.stderr
     assert "not UTF-8 text" in result.stdout
     assert f"{missing}: no such cfg file or bundled cfg" in result.stdout
-    assert f"{tmp_path}: no such cfg file or bundled cfg" in result.stdout
+    assert f"{tmp_path}: not a regular file" in result.stdout

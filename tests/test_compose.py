@@ -100,7 +100,13 @@ def test_malformed_labels_are_refused(label):
 
 
 def test_name_and_repeat_are_not_net_keys():
-    (item,) = _errors(NET + "name=mynet\n" + CONV.format(f=4, s=1))
+    """Darknet ignores them in [net], so netcfg warns; strict refuses them."""
+    cfg = NET + "name=mynet\n" + CONV.format(f=4, s=1)
+    with pytest.warns(netcfg.CfgWarning, match=r":5:1: \[net\] name: unused key"):
+        netcfg.parse(cfg)
+    with pytest.raises(netcfg.CfgError) as exc:
+        netcfg.parse(cfg, strict=True)
+    (item,) = exc.value.items
     assert (item.line, item.key) == (5, "name") and "unknown key" in item.message
 
 

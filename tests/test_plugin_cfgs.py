@@ -6,7 +6,7 @@ import torch
 from blockcheck import DARKNET_SPP
 
 import netcfg
-from netcfg.api import read_cfg
+from netcfg.files import read_cfg
 
 YOLOV3_SPP_PARAMS = 62_998_749
 YOLOV3_PARAMS = 61_949_149
@@ -59,7 +59,7 @@ def sections(text: str) -> list[tuple[str, dict]]:
 
 
 def bundled_text(name: str) -> str:
-    content, _ = read_cfg(name)
+    content = read_cfg(name).content
     return content.decode() if isinstance(content, bytes) else content
 
 
