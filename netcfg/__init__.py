@@ -1,6 +1,7 @@
 """netcfg: darknet-style `.cfg` files → PyTorch networks."""
 
 from .api import build, parse
+from .budget import Budget, Estimate
 from .codegen import to_python
 from .errors import CfgError, CfgItem, CfgWarning, NetcfgError, WeightsError
 from .network import Network
@@ -11,6 +12,8 @@ from .spec import Spec
 from .weights import DarknetHeader, PartialWeightsWarning, load_darknet_weights, save_darknet_weights
 
 __all__ = [
+    "Budget",
+    "Estimate",
     "CfgError",
     "CfgItem",
     "CfgWarning",

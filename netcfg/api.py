@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from . import sections  # noqa: F401  (registers the built-in section types)
+from .budget import DEFAULT_BUDGET, Budget
+from .budget import check as check_budget
 from .files import CfgSource, read_cfg
 from .network import Network, build_network
 from .reader import read_sections
@@ -25,10 +27,13 @@ def build(
     *,
     strict: bool = False,
     include_dirs: Iterable[CfgSource] = (),
+    budget: Budget = DEFAULT_BUDGET,
     **net_overrides,
 ) -> Network:
-    """Build a Network from a cfg path, bundled name or text; optionally load darknet weights."""
+    """Build a Network from a cfg path, bundled name or text; optionally load darknet weights. A network
+    whose parameters or activations exceed `budget` is refused (CfgError) before anything is allocated."""
     spec = cfg if isinstance(cfg, Spec) else parse(cfg, strict=strict, include_dirs=include_dirs, **net_overrides)
+    check_budget(spec, budget)
     model = build_network(spec)
     if weights is not None:
         load_darknet_weights(model, weights)

@@ -33,6 +33,8 @@ INCLUDE = "include"
 INCLUDE_KEYS = frozenset({"file", "name", "repeat"})
 NET_NAMES = ("net", "network")
 NETWORK_INPUT = -1
+#: More layers than this after `repeat=` and `[include]` are refused; darknet's largest cfgs have ~1,000.
+MAX_LAYERS = 100_000
 LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
@@ -100,20 +102,33 @@ class _Expansion:
     roots: IncludeRoots
     errors: Diagnostics
     out: list[Placed]
+    full: bool = False
 
     def into(self, raws: list[RawSection], scope: Scope, chain: list[tuple[str, Path | None]]) -> None:
         """Place `raws` (written in `scope`'s file; `chain` the files including it) after `out`."""
         for raw in raws:
+            if self.full:
+                return
             repeat = _repeat(raw, self.errors)
             label = _label(raw, self.errors)
             if raw.name == INCLUDE:
                 self.include(raw, repeat, label, scope, chain)
                 continue
+            if not self._room_for(repeat, raw):
+                return
             plain = without_keys(raw, {"name", "repeat"})
             copy = _stride_one(plain) if repeat > 1 else plain
             self.out.extend(Placed(plain if i == 0 else copy, scope) for i in range(repeat))
             if label is not None:
                 _define(scope, label, len(self.out) - 1, raw, self.errors)
+
+    def _room_for(self, count: int, raw: RawSection) -> bool:
+        """Whether `count` more layers fit under MAX_LAYERS; records the error (once) when not."""
+        if len(self.out) + count <= MAX_LAYERS:
+            return True
+        self.errors.add(raw, None, f"the network expands to more than {MAX_LAYERS:,d} layers here", "repeat")
+        self.full = True
+        return False
 
     def include(
         self, raw: RawSection, repeat: int, label: str | None, scope: Scope, chain: list[tuple[str, Path | None]]
@@ -143,6 +158,8 @@ class _Expansion:
             return
         qualifier = label if label is not None else Path(found.name).stem
         for _ in range(repeat):
+            if not self._room_for(1, raw):
+                return
             inner = Scope(found.name, len(self.out), included=True)
             self.into(layers, inner, [*chain, (found.name, found.path)])
         if _define(scope, qualifier, len(self.out) - 1, raw, errors):

@@ -159,7 +159,7 @@ def build_spec(
     outputs_option = net_raw.options.get(OUTPUTS_KEY)
     net = validate_section(without_keys(net_raw, {OUTPUTS_KEY}), None, errors, strict)
     placed, top = expand(layer_raws, file, errors, IncludeRoots.around(source, include_dirs), source.path)
-    if not placed:
+    if not placed and not errors.items:
         errors.add(net_raw, None, "the cfg has no layers after [net]")
     sections = [validate_section(p.raw, i, errors, strict) for i, p in enumerate(placed)]
     layers = _infer_shapes(net, sections, placed, errors) if net is not None else []

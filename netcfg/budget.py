@@ -1,0 +1,108 @@
+"""What a network costs, known before anything is allocated: its parameters (counted on the meta device,
+from the very modules `build` makes) and the peak memory of layer outputs in one forward at batch 1 (from
+the spec's shapes and the liveness plan `Network` follows). `build` refuses a network over its budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .errors import CfgError, Diagnostics
+from .network import _release_plan
+from .spec import NETWORK_INPUT, LayerSpec, Spec
+
+GB = 1e9
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The most a network may ask for: parameters (8 GB as float32) and peak layer-output bytes at batch 1."""
+
+    max_parameters: int = 2_000_000_000
+    max_activation_bytes: int = 8 * 2**30
+
+
+DEFAULT_BUDGET = Budget()
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Parameters per layer, and the peak bytes of live layer outputs (float32, batch 1) with the layer at
+    which that peak is reached."""
+
+    layer_parameters: tuple[int, ...]
+    activation_bytes: int
+    peak_layer: int
+
+    @property
+    def parameters(self) -> int:
+        return sum(self.layer_parameters)
+
+    def __str__(self) -> str:
+        return (
+            f"estimate: {self.parameters:,d} parameters ({4 * self.parameters / GB:.3f} GB as float32), "
+            f"peak layer outputs {self.activation_bytes / GB:.3f} GB at batch 1 (after layer {self.peak_layer})"
+        )
+
+
+def estimate(spec: Spec) -> Estimate:
+    """The parameters of every layer's module, built on the meta device, and the peak activation memory."""
+    with torch.device("meta"):
+        counts = tuple(_parameters(spec, layer) for layer in spec.layers)
+    peak, peak_layer = _peak_activations(spec)
+    return Estimate(counts, peak, peak_layer)
+
+
+def _parameters(spec: Spec, layer: LayerSpec) -> int:
+    module = layer.section.layer(list(layer.input_shapes), spec.context(layer)).instantiate()
+    return sum(p.numel() for p in module.parameters())
+
+
+def _peak_activations(spec: Spec) -> tuple[int, int]:
+    """Peak bytes of the outputs alive at once (input included) in a forward that frees each output after
+    its last reader, as `Network` does; and the layer at which it is reached."""
+    itemsize = 4
+    sizes = {NETWORK_INPUT: _numel(spec.input_shape) * itemsize}
+    sizes.update({layer.index: _numel(layer.shape) * itemsize for layer in spec.layers})
+    release = _release_plan([layer.sources for layer in spec.layers], set(spec.outputs))
+    live, peak, peak_layer = sizes[NETWORK_INPUT], 0, 0
+    for layer, freed in zip(spec.layers, release):
+        live += sizes[layer.index]
+        if live > peak:
+            peak, peak_layer = live, layer.index
+        live -= sum(sizes[i] for i in freed)
+    return peak, peak_layer
+
+
+def _numel(shape: tuple[int, int, int]) -> int:
+    c, h, w = shape
+    return c * h * w
+
+
+def check(spec: Spec, budget: Budget) -> Estimate:
+    """The estimate of `spec`; a CfgError located at the costliest layer when it exceeds `budget`."""
+    found = estimate(spec)
+    errors = Diagnostics(spec.file)
+    if found.parameters > budget.max_parameters:
+        index = max(range(len(found.layer_parameters)), key=found.layer_parameters.__getitem__)
+        errors.add(
+            spec.layers[index].raw,
+            index,
+            f"the network has {found.parameters:,d} parameters, over the budget of {budget.max_parameters:,d} "
+            f"(pass budget=netcfg.Budget(max_parameters=...) to allow it); this layer holds the most: "
+            f"{found.layer_parameters[index]:,d}",
+        )
+    if found.activation_bytes > budget.max_activation_bytes:
+        layer = spec.layers[found.peak_layer]
+        errors.add(
+            layer.raw,
+            layer.index,
+            f"one forward at batch 1 keeps {found.activation_bytes / GB:.2f} GB of layer outputs alive, over the "
+            f"budget of {budget.max_activation_bytes / GB:.2f} GB (pass budget=netcfg.Budget("
+            f"max_activation_bytes=...) to allow it); the peak is reached at this layer, output {layer.shape}",
+        )
+    if errors.items:
+        raise CfgError(errors.items)
+    return found
