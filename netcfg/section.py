@@ -8,13 +8,17 @@ summarise and convert it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
 from torch import nn
 
 from .values import PREVIOUS, Ref, Shape
+
+#: The largest magnitude of an integer key: darknet reads them with atoi into a C int.
+MAX_INT = 2**31 - 1
 
 #: The `[net]` header that every section's `example` follows.
 EXAMPLE_NET = "[net]\nwidth=32\nheight=32\nchannels=8\n"
@@ -86,6 +90,17 @@ class Section(BaseModel):
     is_loss: ClassVar[bool] = False
 
     _extras: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        """Every number a cfg gives is an int32 (as darknet's atoi reads it) or a finite float."""
+        for number in value if isinstance(value, tuple) else (value,):
+            if isinstance(number, int) and abs(number) > MAX_INT:
+                raise ValueError(f"{number} is out of range: at most {MAX_INT} in magnitude")
+            if isinstance(number, float) and not math.isfinite(number):
+                raise ValueError(f"{number} is not a finite number")
+        return value
 
     @property
     def extras(self) -> dict[str, str]:
