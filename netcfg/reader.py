@@ -73,7 +73,7 @@ def decode(data: bytes | str, file: str) -> str:
             raise CfgError([CfgItem("not UTF-8 text (binary file?)", file, line, 1)]) from None
     if len(text) > MAX_CFG_BYTES:
         raise CfgError([CfgItem(f"{len(text)} characters is too large for a cfg", file, 1, 1)])
-    text = text.removeprefix("\ufeff")
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise CfgError([CfgItem("NUL byte in cfg text (binary file?)", file, line, 1)])
@@ -85,8 +85,8 @@ MAX_SYNTAX_ITEMS = 1000
 
 
 def lines(text: str) -> list[str]:
-    """The cfg's lines as darknet reads them: split at `\n`, a `\r` before it dropped."""
-    return [line.removesuffix("\r") for line in text.split("\n")]
+    """The cfg's lines as darknet reads them: split at `\n` only (`decode` made `\r\n` a `\n`)."""
+    return text.split("\n")
 
 
 def _syntax_items(text: str, file: str) -> list[CfgItem]:
@@ -98,7 +98,7 @@ def _syntax_items(text: str, file: str) -> list[CfgItem]:
             _parser().parse(line)
         except UnexpectedInput as exc:
             hint = "expected `key=value`, a `[section]` header or a comment"
-            shown = line.strip()
+            shown = line.strip(" \t")
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
             items.append(CfgItem(f"cannot parse {shown!r}: {hint}", file, number, exc.column))
             if len(items) >= MAX_SYNTAX_ITEMS:

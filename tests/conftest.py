@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 SHARED_CFGS = Path(__file__).resolve().parents[1].parent / "shared" / "darknet-cfg"
 
 torch.set_num_threads(1)
+
+#: Hypothesis profiles: `ci` (the default) is bounded and reproducible; `NETCFG_HYPOTHESIS_PROFILE=long`
+#: runs a longer campaign by hand.
+settings.register_profile(
+    "ci", max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("long", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("NETCFG_HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

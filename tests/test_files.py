@@ -89,6 +89,16 @@ def test_a_lone_carriage_return_is_a_located_syntax_error():
     assert (item.line, item.column) == (6, 10) and "cannot parse" in item.message
 
 
+def test_a_carriage_return_ending_the_text_is_located():
+    """Found by the fuzz suite: the whole-text parse failed while every line parsed alone."""
+    (item,) = _error(NET + "[convolutional]\nfilters=2\nsize=1\r").items
+    assert (item.line, item.column) == (7, 7) and "'size=1\\r'" in item.message
+
+
+def test_windows_line_ends_are_plain_line_ends():
+    assert len(netcfg.parse((NET + CONV).replace("\n", "\r\n")).layers) == 1
+
+
 @pytest.mark.parametrize("separator", ["\x0c", "\x1c", "\u2028", "\x85"])
 def test_only_newlines_end_lines(separator):
     """Later lines keep their numbers whatever other separators a line holds."""
