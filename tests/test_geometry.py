@@ -161,7 +161,7 @@ def test_conv_variants_promise_what_their_modules_run(variant, stride_keys):
     ],
 )
 def test_strided_blocks_promise_what_their_modules_run(body):
-    assert_promise_is_what_runs(net(13, 11, 16) + body)
+    assert_promise_is_what_runs(net(12, 10, 16) + body)
 
 
 def test_summary_shows_each_sections_window_as_darknet_prints_it():

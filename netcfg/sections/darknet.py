@@ -120,7 +120,8 @@ class Convolutional(ConvolutionKeys):
     filter; `xnor=1` also the inputs to ±1 and forces groups=1, as darknet's float XNOR path.
     `cbn=1` (cross-iteration batch norm) implies batch_normalize=1; it differs only in training.
     A dilated kernel must give darknet's output size `(n + 2·pad − size)/stride + 1` in both
-    directions (it does with `pad=1` and an odd size); darknet convolves garbage otherwise.
+    directions (it does with `pad=1` and an odd size): otherwise darknet's im2col fills another
+    number of positions than its output holds, and the combination is refused.
     """
 
     example: ClassVar[str] = (
