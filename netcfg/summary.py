@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .geometry import ConvGeometry
 from .network import Network
 from .spec import NETWORK_INPUT, LayerSpec
 from .values import Shape
@@ -87,26 +88,16 @@ def measure_bflops(model: Network) -> list[float]:
     return [2 * count / 1e9 for count in counts]
 
 
-def _pair(value: object) -> tuple[int, int] | None:
-    """An int or an (y, x) pair of ints as a pair; anything else as None."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value, value
-    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        return value
-    return None
-
-
 def _geometry(layer: LayerSpec) -> str:
-    """`size x size/stride(dilation)` from the section's kernel, stride and dilation, when it has them."""
-    section = layer.section
-    size = getattr(section, "kernel", getattr(section, "size", None))
-    if not isinstance(size, int) or isinstance(size, bool):
+    """darknet's `size x size/stride(dilation)` column from the section's geometry, when it has one;
+    strides are shown x×y when they differ."""
+    geometry = getattr(layer.section, "geometry", None)
+    if not isinstance(geometry, ConvGeometry):
         return ""
-    strides = _pair(getattr(section, "strides", getattr(section, "stride", 1))) or (1, 1)
-    stride = str(strides[0]) if strides[0] == strides[1] else f"{strides[1]}x{strides[0]}"
-    dilation = getattr(section, "effective_dilation", getattr(section, "dilation", 1))
-    suffix = f"({dilation})" if isinstance(dilation, int) and dilation > 1 else ""
-    return f"{size}x{size}/{stride}{suffix}"
+    (kh, kw), (sy, sx) = geometry.kernel, geometry.strides
+    stride = str(sy) if sy == sx else f"{sx}x{sy}"
+    suffix = f"({geometry.dilation})" if geometry.dilation > 1 else ""
+    return f"{kh}x{kw}/{stride}{suffix}"
 
 
 def _filters(layer: LayerSpec) -> int | None:

@@ -67,6 +67,24 @@ def explicit_conv(
     return out
 
 
+def cfg_keys(keys: str) -> dict[str, str]:
+    """The `key=value` lines of a section body."""
+    return dict(line.split("=", 1) for line in keys.split("\n") if line)
+
+
+def darknet_window(keys: str) -> tuple[tuple[int, int], int, int, int]:
+    """(strides (y, x), padding in pixels, dilation, groups) of a convolution with these keys, by
+    darknet's parse_convolutional: stride_x/stride_y fall back to stride, pad=1 means size/2,
+    size 1 means dilation 1, and the convolution pads pad·dilation pixels (im2col_cpu_ext)."""
+    v = {k: int(x) for k, x in cfg_keys(keys).items() if x.lstrip("-").isdigit()}
+    stride = v.get("stride", 1)
+    strides = (v.get("stride_y", stride), v.get("stride_x", stride))
+    size = v.get("size", 1)
+    dilation = 1 if size == 1 else v.get("dilation", 1)
+    pad = size // 2 if v.get("pad") else v.get("padding", 0)
+    return strides, pad * dilation, dilation, v.get("groups", 1)
+
+
 def assert_gradients_reach_every_parameter(model: nn.Module, x: torch.Tensor) -> None:
     model.train()
     out = model(x)
@@ -143,20 +161,14 @@ def test_dcn_matches_explicit_deformable_convolution(keys, version):
     assert tuple(out.shape[1:]) == model.spec.layers[0].shape
     with torch.no_grad():
         predicted = dcn.offset(x)
-    taps = dcn.deformable_groups * dcn.size**2
+    cfg = {k: int(v) for k, v in cfg_keys(keys).items()}
+    taps = cfg.get("deformable_groups", 1) * cfg["size"] ** 2
     assert predicted[:, : 2 * taps].abs().max() > 0.5, "offsets should move samples off the grid"
     mask = torch.sigmoid(predicted[:, 2 * taps :]) if version == 2 else None
-    expected = deform_conv_reference(
-        x,
-        predicted[:, : 2 * taps],
-        mask,
-        dcn.weight,
-        dcn.stride,
-        dcn.padding,
-        dcn.dilation,
-        dcn.groups,
-        dcn.deformable_groups,
-    ) + dcn.tail.bias.reshape(1, -1, 1, 1)
+    strides, padding, dilation, groups = darknet_window(keys)
+    window = (strides, padding, dilation, groups, cfg.get("deformable_groups", 1))
+    expected = deform_conv_reference(x, predicted[:, : 2 * taps], mask, dcn.weight, *window)
+    expected = expected + dcn.tail.bias.reshape(1, -1, 1, 1)
     torch.testing.assert_close(out, expected, rtol=1e-9, atol=1e-9)
 
 
@@ -323,7 +335,8 @@ def test_acb_is_the_sum_of_square_horizontal_and_vertical_branches(keys):
     out = model(x)
     assert tuple(out.shape[1:]) == model.spec.layers[0].shape
     s = acb.state_dict()
-    p, d, g, k = acb.padding, acb.dilation, acb.groups, s["square.conv.weight"].shape[-1]
+    strides, p, d, g = darknet_window(keys)
+    k = int(cfg_keys(keys)["size"])
     xp = F.pad(x, (p, p, p, p))
     full = s["square.conv.weight"]
     # The 1×k and k×1 kernels sample the centre row and column of the k×k window.
@@ -333,7 +346,7 @@ def test_acb_is_the_sum_of_square_horizontal_and_vertical_branches(keys):
     vertical[:, :, :, k // 2 : k // 2 + 1] = s["vertical.conv.weight"]
     branches = []
     for name, kernel in (("square", full), ("horizontal", horizontal), ("vertical", vertical)):
-        y = explicit_conv(xp, kernel, acb.stride, d, g)
+        y = explicit_conv(xp, kernel, strides, d, g)
         y = norm(y, s, f"{name}.bn") if f"{name}.bn.weight" in s else y + s[f"{name}.conv.bias"].reshape(1, -1, 1, 1)
         branches.append(y)
     torch.testing.assert_close(out, leaky(sum(branches)), rtol=1e-5, atol=1e-5)
@@ -469,7 +482,7 @@ def test_mixconv_gradients():
 # ---------------------------------------------------------------- [odconv]
 
 
-def odconv_reference(x: torch.Tensor, s: dict, layer) -> torch.Tensor:
+def odconv_reference(x: torch.Tensor, s: dict, keys: str) -> torch.Tensor:
     """ODConv one sample at a time: y = α_f ⊙ ((Σᵢ α_wᵢ · α_s ⊙ Wᵢ) * (α_c ⊙ x))."""
     outs = []
     for sample in x:
@@ -486,14 +499,9 @@ def odconv_reference(x: torch.Tensor, s: dict, layer) -> torch.Tensor:
         kernels = s["weight"]
         k = kernels.shape[-1]
         mixed = sum(kernel_att[i] * kernels[i] for i in range(kernels.shape[0])) * spatial.reshape(k, k)
-        p = layer.padding
-        y = explicit_conv(
-            F.pad((sample * channel[:, None, None])[None], (p, p, p, p)),
-            mixed,
-            layer.stride,
-            layer.dilation,
-            layer.groups,
-        )
+        strides, p, dilation, groups = darknet_window(keys)
+        scaled = F.pad((sample * channel[:, None, None])[None], (p, p, p, p))
+        y = explicit_conv(scaled, mixed, strides, dilation, groups)
         outs.append(y[0] * filt[:, None, None])
     return torch.stack(outs)
 
@@ -512,7 +520,7 @@ def test_odconv_matches_per_sample_recomputation(keys):
     out = model(x)
     assert tuple(out.shape[1:]) == model.spec.layers[0].shape
     s = model.layers[0].state_dict()
-    expected = leaky(norm(odconv_reference(x, s, model.layers[0]), s, "tail.bn"))
+    expected = leaky(norm(odconv_reference(x, s, keys), s, "tail.bn"))
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -563,9 +571,9 @@ def test_refconv_convolves_with_the_refocused_kernel(keys, channels):
     out = model(x)
     assert tuple(out.shape[1:]) == model.spec.layers[0].shape
     s = ref.state_dict()
-    kernel = refocused_reference(s["base"], s["refocus.weight"], ref.groups)
-    p = ref.padding
-    y = explicit_conv(F.pad(x, (p, p, p, p)), kernel, ref.stride, ref.dilation, ref.groups)
+    strides, p, dilation, groups = darknet_window(keys)
+    kernel = refocused_reference(s["base"], s["refocus.weight"], groups)
+    y = explicit_conv(F.pad(x, (p, p, p, p)), kernel, strides, dilation, groups)
     y = norm(y, s, "tail.bn") if "tail.bn.weight" in s else y + s["tail.bias"].reshape(1, -1, 1, 1)
     torch.testing.assert_close(out, leaky(y), rtol=1e-5, atol=1e-5)
 
@@ -615,6 +623,29 @@ def test_bad_values_are_cfg_errors_at_their_line(body, line, key):
         build(body)
     (item,) = exc.value.items
     assert item.line == line and item.key == key, item
+
+
+CONVOLUTIONAL_ONLY_KEYS = ["cbn=1", "binary=1", "xnor=1", "antialiasing=1", "share_index=0", "bin_output=1"]
+
+
+@pytest.mark.parametrize("variant", ["dcn", "acb", "refconv", "odconv", "coordconv"])
+@pytest.mark.parametrize("key", CONVOLUTIONAL_ONLY_KEYS)
+def test_conv_variants_refuse_the_keys_only_convolutional_honours(variant, key):
+    with pytest.raises(netcfg.CfgError) as exc:
+        build(f"[{variant}]\nfilters=4\nsize=3\n{key}\ngroups=4\n")
+    (item,) = exc.value.items
+    assert (item.line, item.key) == (8, key.split("=")[0]) and "unknown key" in item.message, item
+
+
+def test_cbn_on_convolutional_is_batch_norm():
+    model = build("[convolutional]\nfilters=4\nsize=3\npad=1\ncbn=1\nactivation=linear\n")
+    randomize_norms(model)
+    model.eval()
+    x = torch.randn(2, 4, 8, 8)
+    state = model.layers[0].state_dict()
+    assert "conv.bias" not in state
+    expected = norm(F.conv2d(x, state["conv.weight"], padding=1), state, "bn")
+    torch.testing.assert_close(model(x), expected)
 
 
 # ---------------------------------------------------------------- BFLOPs of blocks the generic count misses

@@ -107,7 +107,7 @@ class DeformConv(nn.Module):
         activation_name: str = "logistic",
     ):
         super().__init__()
-        self.size, self.stride, self.padding, self.dilation = size, tuple(stride), padding * dilation, dilation
+        self.size, self.stride, self.padding, self.dilation = size, tuple(stride), padding, dilation
         self.groups, self.deformable_groups, self.modulated = groups, deformable_groups, version == 2
         taps = size * size
         self.weight = nn.Parameter(conv_weight(filters, in_channels // groups, size, size))
@@ -289,7 +289,7 @@ class AsymmetricConv(nn.Module):
         activation_name: str = "logistic",
     ):
         super().__init__()
-        self.padding, self.dilation, self.groups = padding * dilation, dilation, groups
+        self.padding, self.dilation, self.groups = padding, dilation, groups
         self.stride, self.activation_name = tuple(stride), activation_name
         self.centre = (size // 2) * dilation
 
@@ -463,7 +463,7 @@ class ODConv(nn.Module):
         activation_name: str = "logistic",
     ):
         super().__init__()
-        self.stride, self.padding, self.dilation, self.groups = tuple(stride), padding * dilation, dilation, groups
+        self.stride, self.padding, self.dilation, self.groups = tuple(stride), padding, dilation, groups
         self.attention = ODAttention(in_channels, filters, size, kernel_num, reduction)
         kernels = [conv_weight(filters, in_channels // groups, size, size) for _ in range(kernel_num)]
         self.weight = nn.Parameter(torch.stack(kernels))
@@ -511,7 +511,7 @@ class RefConv(nn.Module):
         activation_name: str = "logistic",
     ):
         super().__init__()
-        self.stride, self.padding, self.dilation, self.groups = tuple(stride), padding * dilation, dilation, groups
+        self.stride, self.padding, self.dilation, self.groups = tuple(stride), padding, dilation, groups
         self.activation_name = activation_name
         self.register_buffer("base", conv_weight(filters, in_channels // groups, size, size))
         kernels = filters * (in_channels // groups)

@@ -69,7 +69,7 @@ class DarknetConv(nn.Module):
             filters,
             size,
             stride=(1, 1) if antialiasing else stride,
-            padding=padding * dilation,
+            padding=padding,
             dilation=dilation,
             groups=groups,
             bias=not batch_normalize,

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from ..geometry import ConvGeometry, same_output
 from ..modules import attention as m
 from ..registry import register
 from ..section import Context, LayerCall, Section, SpecError
@@ -22,10 +23,6 @@ FAMILY = "attention"
 def _hidden(channels: int, reduction: int) -> int:
     """Bottleneck width: C // reduction, at least 1."""
     return max(1, channels // reduction)
-
-
-def _out_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
 @register("se", family=FAMILY)
@@ -271,11 +268,11 @@ class SK(Section):
         return self.filters or shapes[0][0]
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
-        c, h, w = shapes[0]
+        c = shapes[0][0]
         filters = self._filters(shapes)
         if c % self.groups or filters % self.groups:
             raise SpecError(f"groups={self.groups} must divide input channels {c} and filters={filters}", "groups")
-        return filters, _out_size(h, 3, self.stride, 1), _out_size(w, 3, self.stride, 1)
+        return same_output(shapes[0], filters, self.stride)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         filters = self._filters(shapes)
@@ -311,8 +308,13 @@ class Splat(Section):
     def _inter(self, channels: int) -> int:
         return max(channels * self.radix // self.reduction, 32)
 
+    @property
+    def geometry(self) -> ConvGeometry:
+        """The split convolution: size // 2 pixels of padding, groups·radix groups."""
+        return ConvGeometry.square(self.size, self.stride, self.size // 2, groups=self.groups * self.radix)
+
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
-        c, h, w = shapes[0]
+        c = shapes[0][0]
         g, r = self.groups, self.radix
         if c % (g * r):
             key = "groups" if c % g else "radix"
@@ -321,8 +323,7 @@ class Splat(Section):
             raise SpecError(
                 f"groups={g} must divide filters={self.filters} and the inter width {self._inter(c)}", "groups"
             )
-        k, p = self.size, self.size // 2
-        return self.filters, _out_size(h, k, self.stride, p), _out_size(w, k, self.stride, p)
+        return self.geometry.output(shapes[0], self.filters)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         c = shapes[0][0]

@@ -6,16 +6,11 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..geometry import same_output
 from ..modules import backbone as m
 from ..registry import register
 from ..section import Context, LayerCall, Section
 from ..values import PREVIOUS, IntList, Ref, Refs, Shape
-
-
-def _strided(shape: Shape, stride: int) -> tuple[int, int]:
-    """Height and width after a 3×3 'same' (or 1×1) convolution with this stride."""
-    _, h, w = shape
-    return (h - 1) // stride + 1, (w - 1) // stride + 1
 
 
 @register("bottleneck", family="backbone")
@@ -49,7 +44,7 @@ class BottleneckSection(Section):
         return int(planes * (self.width_per_group / 64.0)) * self.groups
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
-        return (self.filters, *_strided(shapes[0], self.stride))
+        return same_output(shapes[0], self.filters, self.stride)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return LayerCall(
@@ -74,7 +69,7 @@ class BasicBlockSection(Section):
     stride: int = Field(1, gt=0)
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
-        return (self.filters, *_strided(shapes[0], self.stride))
+        return same_output(shapes[0], self.filters, self.stride)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return LayerCall(m.BasicBlock, dict(in_channels=shapes[0][0], out_channels=self.filters, stride=self.stride))

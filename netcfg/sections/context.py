@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from ..geometry import same_output
 from ..modules import context as m
 from ..registry import register
 from ..section import Context, LayerCall, Section, SpecError
@@ -13,11 +14,6 @@ from ..values import Shape
 
 #: Fewest input channels for which every RFB branch keeps at least one channel.
 RFB_MIN_CHANNELS = 16
-
-
-def _strided(shape: Shape, filters: int, stride: int) -> Shape:
-    _, h, w = shape
-    return filters, (h - 1) // stride + 1, (w - 1) // stride + 1
 
 
 def _check_rfb_channels(shape: Shape, inter: str) -> None:
@@ -42,7 +38,7 @@ class RFBSection(Section):
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
         _check_rfb_channels(shapes[0], "in/8")
-        return _strided(shapes[0], self.filters, self.stride)
+        return same_output(shapes[0], self.filters, self.stride)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return LayerCall(
@@ -69,7 +65,7 @@ class RFBSmallSection(Section):
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
         _check_rfb_channels(shapes[0], "in/4, quarter = in/16")
-        return _strided(shapes[0], self.filters, self.stride)
+        return same_output(shapes[0], self.filters, self.stride)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return LayerCall(

@@ -9,11 +9,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from ..geometry import ConvGeometry, same_output
 from ..modules import conv as m
 from ..registry import register
 from ..section import Context, LayerCall, Section, SpecError
 from ..values import Activation, Flag, IntList, Shape
-from .darknet import Convolutional
+from .darknet import ConvolutionKeys
 
 
 def _odd(value: int, key: str) -> int:
@@ -22,40 +23,35 @@ def _odd(value: int, key: str) -> int:
     return value
 
 
-class ConvolutionKeys(Convolutional):
-    """The keys, defaults and shape rule of `[convolutional]`, shared by the convolution variants."""
-
-    ignored_keys: ClassVar[frozenset[str]] = frozenset()
-
-    @field_validator("antialiasing")
-    @classmethod
-    def _no_antialiasing(cls, value: int) -> int:
-        if value:
-            raise ValueError(f"antialiasing is only supported by [convolutional], not [{cls.type_name}]")
-        return value
+class ConvVariant(ConvolutionKeys):
+    """A convolution variant: the keys, defaults and geometry every convolution honours (see
+    `ConvolutionKeys`), and the module arguments they give."""
 
     def conv_kwargs(self, shapes: list[Shape]) -> dict[str, Any]:
-        """The module arguments every `[convolutional]`-keyed variant takes."""
+        """The module arguments every variant takes; padding in pixels."""
+        geometry = self.geometry
         return dict(
             in_channels=shapes[0][0],
             filters=self.filters,
             size=self.size,
-            stride=self.strides,
-            padding=self.effective_padding,
-            groups=max(self.groups, 1),
-            dilation=self.effective_dilation,
+            stride=geometry.strides,
+            padding=geometry.padding[0],
+            groups=geometry.groups,
+            dilation=geometry.dilation,
             batch_normalize=self.batch_normalize,
             activation_name=self.activation,
         )
 
-    def conv_macs(self, shapes: list[Shape], output: Shape) -> int:
+    def conv_macs(self, shapes: list[Shape]) -> int:
         """Multiply-adds of the plain convolution with these keys."""
-        _, out_h, out_w = output
-        return self.filters * shapes[0][0] // max(self.groups, 1) * self.size * self.size * out_h * out_w
+        geometry = self.geometry
+        _, out_h, out_w = geometry.output(shapes[0], self.filters)
+        kh, kw = geometry.kernel
+        return self.filters * shapes[0][0] // geometry.groups * kh * kw * out_h * out_w
 
 
 @register("dcn", family="conv")
-class DeformableConvSection(ConvolutionKeys):
+class DeformableConvSection(ConvVariant):
     """`[dcn]`: deformable convolution, v1 (offsets) or v2 (offsets + modulation); offsets and
     modulation are predicted by a zero-initialised conv over the input."""
 
@@ -82,11 +78,11 @@ class DeformableConvSection(ConvolutionKeys):
         taps = self.size * self.size
         offset_channels = self.deformable_groups * taps * (3 if self.version == 2 else 2)
         offset_macs = offset_channels * shapes[0][0] * taps * output[1] * output[2]
-        return 2 * (self.conv_macs(shapes, output) + offset_macs) / 1e9
+        return 2 * (self.conv_macs(shapes) + offset_macs) / 1e9
 
 
 @register("coordconv", family="conv")
-class CoordConvSection(ConvolutionKeys):
+class CoordConvSection(ConvVariant):
     """`[coordconv]`: x, y (and radius with `with_r=1`) channels in [−1, 1] appended to the input
     of a `[convolutional]`."""
 
@@ -129,10 +125,13 @@ class GhostSection(Section):
     def _dw_size_odd(cls, value: int) -> int:
         return _odd(value, "dw_size")
 
+    @property
+    def geometry(self) -> ConvGeometry:
+        """The primary convolution, which sets the output size (padding size // 2)."""
+        return ConvGeometry.square(self.size, self.stride, self.size // 2)
+
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
-        _, h, w = shapes[0]
-        pad, k, s = self.size // 2, self.size, self.stride
-        return self.filters, (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
+        return self.geometry.output(shapes[0], self.filters)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return LayerCall(
@@ -143,7 +142,7 @@ class GhostSection(Section):
                 size=self.size,
                 ratio=self.ratio,
                 dw_size=self.dw_size,
-                stride=self.stride,
+                stride=self.geometry.strides[0],
                 relu=self.relu,
             ),
         )
@@ -159,16 +158,22 @@ class BlurPoolSection(Section):
     stride: int = Field(2, gt=0)
     pad_type: Literal["reflect", "replicate", "zero"] = "reflect"
 
+    @property
+    def geometry(self) -> ConvGeometry:
+        """The depthwise blur: filt_size − 1 pixels of padding, (filt_size − 1) // 2 of them left/top."""
+        before = (self.filt_size - 1) // 2
+        return ConvGeometry((self.filt_size,) * 2, (self.stride,) * 2, (before, self.filt_size - 1 - before))
+
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
         c, h, w = shapes[0]
-        pad = self.filt_size // 2
+        pad = max(self.geometry.padding)
         if self.pad_type == "reflect" and pad >= min(h, w):
             raise SpecError(
                 f"reflect padding of {pad} needs an input larger than {pad}×{pad}, got {h}×{w}; use "
                 "pad_type=replicate or zero",
                 "pad_type",
             )
-        return c, (h - 1) // self.stride + 1, (w - 1) // self.stride + 1
+        return self.geometry.output(shapes[0], c)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return LayerCall(
@@ -178,11 +183,12 @@ class BlurPoolSection(Section):
 
     def bflops(self, shapes: list[Shape], output: Shape) -> float:
         c, h, w = output
-        return 2 * c * self.filt_size**2 * h * w / 1e9
+        kh, kw = self.geometry.kernel
+        return 2 * c * kh * kw * h * w / 1e9
 
 
 @register("acb", family="conv")
-class AsymmetricConvSection(ConvolutionKeys):
+class AsymmetricConvSection(ConvVariant):
     """`[acb]`: ACNet block, k×k + 1×k + k×1 convolutions each with batch norm, summed; `fuse()`
     collapses it into one k×k convolution."""
 
@@ -214,12 +220,17 @@ class BlazeSection(Section):
     def _size_odd(cls, value: int) -> int:
         return _odd(value, "size")
 
+    @property
+    def geometry(self) -> ConvGeometry:
+        """The strided depthwise convolution, 'same'-padded (size // 2)."""
+        return ConvGeometry.square(self.size, self.stride, self.size // 2)
+
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
-        c, h, w = shapes[0]
+        c = shapes[0][0]
         key, out = ("filters", self.filters) if self.filters2 is None else ("filters2", self.filters2)
         if out < c:
             raise SpecError(f"{key}={out} is below the input channels {c}: the shortcut can only pad channels", key)
-        return out, (h - 1) // self.stride + 1, (w - 1) // self.stride + 1
+        return self.geometry.output(shapes[0], out)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return LayerCall(
@@ -247,11 +258,13 @@ class DepthwiseSeparableSection(Section):
     batch_normalize: Flag = True
     activation: Activation = "relu"
 
+    @property
+    def geometry(self) -> ConvGeometry:
+        """The depthwise convolution (groups = input channels), padded by dilation·(size − 1) // 2 pixels."""
+        return ConvGeometry.square(self.size, self.stride, self.dilation * (self.size - 1) // 2, self.dilation)
+
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
-        _, h, w = shapes[0]
-        span = self.dilation * (self.size - 1)
-        pad = span // 2
-        return self.filters, (h + 2 * pad - span - 1) // self.stride + 1, (w + 2 * pad - span - 1) // self.stride + 1
+        return self.geometry.output(shapes[0], self.filters)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return LayerCall(
@@ -310,7 +323,7 @@ class MixConvSection(Section):
         return channel_split(in_channels if self.depthwise else self.filters, self.sizes, self.method)
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
-        c, h, w = shapes[0]
+        c = shapes[0][0]
         if self.depthwise and self.filters % c:
             raise SpecError(f"depthwise=1 needs filters={self.filters} to be a multiple of the input channels {c}")
         splits = self.splits(c)
@@ -318,7 +331,7 @@ class MixConvSection(Section):
             split = ", ".join(f"{n}×{k}×{k}" for n, k in zip(splits, self.sizes))
             counted = "input channels" if self.depthwise else "filters"
             raise SpecError(f"{self.method} splits the {counted} as {split}: a kernel size gets no channel", "sizes")
-        return self.filters, (h - 1) // self.stride + 1, (w - 1) // self.stride + 1
+        return same_output(shapes[0], self.filters, self.stride)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return LayerCall(
@@ -335,7 +348,7 @@ class MixConvSection(Section):
 
 
 @register("odconv", family="conv")
-class ODConvSection(ConvolutionKeys):
+class ODConvSection(ConvVariant):
     """`[odconv]`: omni-dimensional dynamic convolution, `kernel_num` kernels mixed per sample by
     spatial, input-channel, output-channel and kernel attentions (hidden width in·reduction, ≥ 16)."""
 
@@ -352,12 +365,12 @@ class ODConvSection(ConvolutionKeys):
         c = shapes[0][0]
         hidden = max(int(c * self.reduction), 16)
         attention = c * hidden + hidden * (c + self.filters + self.size**2 + self.kernel_num)
-        kernel_mix = self.kernel_num * self.filters * c // max(self.groups, 1) * self.size**2
-        return 2 * (self.conv_macs(shapes, output) + attention + kernel_mix) / 1e9
+        kernel_mix = self.kernel_num * self.filters * c // self.geometry.groups * self.size**2
+        return 2 * (self.conv_macs(shapes) + attention + kernel_mix) / 1e9
 
 
 @register("refconv", family="conv")
-class RefConvSection(ConvolutionKeys):
+class RefConvSection(ConvVariant):
     """`[refconv]`: RefConv, a frozen base kernel refocused by a learnable zero-initialised
     transformation; equals a plain `[convolutional]` after `fuse()`."""
 
@@ -367,4 +380,4 @@ class RefConvSection(ConvolutionKeys):
         return LayerCall(m.RefConv, self.conv_kwargs(shapes))
 
     def bflops(self, shapes: list[Shape], output: Shape) -> float:
-        return 2 * self.conv_macs(shapes, output) / 1e9
+        return 2 * self.conv_macs(shapes) / 1e9

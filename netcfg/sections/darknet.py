@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..geometry import ConvGeometry, darknet_conv_out_size, darknet_pad_split
 from ..modules import darknet as m
 from ..registry import register
 from ..section import Context, LayerCall, Section, SpecError
@@ -22,10 +23,10 @@ def _hw(shape: Shape) -> str:
     return f"{shape[0]}×{shape[1]}×{shape[2]} (C×H×W)"
 
 
-def _blur_out(n: int, stride: int, antialiasing: int) -> int:
-    """Output size of darknet's anti-aliasing blur (3×3 pad 1, or 2×2 pad 0) at `stride`."""
+def _blur_geometry(antialiasing: int, strides: tuple[int, int], channels: int) -> ConvGeometry:
+    """darknet's depthwise anti-aliasing blur at `strides`: 3×3 pad 1 (`antialiasing=1`) or 2×2 pad 0."""
     size, pad = (3, 1) if antialiasing == 1 else (2, 0)
-    return (n + 2 * pad - size) // stride + 1
+    return ConvGeometry((size, size), strides, (pad, pad), groups=channels)
 
 
 @register("net", "network", family="darknet")
@@ -49,24 +50,10 @@ class Net(Section):
     channels: int = Field(3, gt=0)
 
 
-@register("convolutional", "conv", family="darknet")
-class Convolutional(Section):
-    """`[convolutional]`: conv + optional batch norm + activation.
-
-    `antialiasing=1|2` runs the convolution at stride 1 and applies the stride with a fixed blur
-    (3×3 binomial or 2×2 box, depthwise). `binary=1` binarises the weights to ±mean(|w|) per
-    filter; `xnor=1` also the inputs to ±1 and forces groups=1, as darknet's float XNOR path.
-    `cbn=1` (cross-iteration batch norm) implies batch_normalize=1; it differs only in training.
-    """
-
-    example: ClassVar[str] = (
-        "[convolutional]\nfilters=16\nsize=3\nstride=2\npad=1\nbatch_normalize=1\nactivation=leaky\n"
-    )
-
-    ignored_keys: ClassVar[frozenset[str]] = frozenset(
-        "flipped dot angle grad_centr reverse stream wait_stream bin_output "
-        "assisted_excitation sway rotate stretch stretch_sway coordconv".split()
-    )
+class ConvolutionKeys(Section):
+    """The keys every convolution honours (`[convolutional]` and its variants), with darknet's
+    parser.c defaults and rules: `pad=1` means padding size/2, size 1 means dilation 1, and
+    padding counts in units of the dilation (darknet convolves with padding·dilation pixels)."""
 
     filters: int = Field(1, gt=0)
     size: int = Field(1, gt=0)
@@ -78,8 +65,75 @@ class Convolutional(Section):
     groups: int = 1
     dilation: int = Field(1, gt=0)
     batch_normalize: Flag = False
-    cbn: Flag = False
     activation: Activation = "logistic"
+
+    @property
+    def strides(self) -> tuple[int, int]:
+        """(stride_y, stride_x), each falling back to `stride` when unset or < 1."""
+        sy = self.stride_y if self.stride_y >= 1 else self.stride
+        sx = self.stride_x if self.stride_x >= 1 else self.stride
+        return sy, sx
+
+    @property
+    def conv_strides(self) -> tuple[int, int]:
+        """The strides the convolution itself runs at."""
+        return self.strides
+
+    @property
+    def effective_groups(self) -> int:
+        return max(self.groups, 1)
+
+    @property
+    def effective_padding(self) -> int:
+        """darknet's `pad` (in units of the dilation): size/2 with `pad=1`, else `padding`."""
+        return self.size // 2 if self.pad else self.padding
+
+    @property
+    def effective_dilation(self) -> int:
+        return 1 if self.size == 1 else self.dilation
+
+    @property
+    def geometry(self) -> ConvGeometry:
+        """The convolution as it runs: padding in pixels, padding·dilation as darknet's im2col and cuDNN."""
+        d = self.effective_dilation
+        pixels = self.effective_padding * d
+        return ConvGeometry((self.size, self.size), self.conv_strides, (pixels, pixels), d, self.effective_groups)
+
+    def _check_groups(self, channels: int) -> None:
+        groups = self.effective_groups
+        if channels % groups or self.filters % groups:
+            raise SpecError(
+                f"groups={groups} must divide input channels {channels} and filters={self.filters}", "groups"
+            )
+
+    def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
+        self._check_groups(shapes[0][0])
+        return self.geometry.output(shapes[0], self.filters)
+
+
+@register("convolutional", "conv", family="darknet")
+class Convolutional(ConvolutionKeys):
+    """`[convolutional]`: conv + optional batch norm + activation.
+
+    `antialiasing=1|2` runs the convolution at stride 1 and applies the stride with a fixed blur
+    (3×3 binomial or 2×2 box, depthwise). `binary=1` binarises the weights to ±mean(|w|) per
+    filter; `xnor=1` also the inputs to ±1 and forces groups=1, as darknet's float XNOR path.
+    `cbn=1` (cross-iteration batch norm) implies batch_normalize=1; it differs only in training.
+    A dilated kernel must give darknet's output size `(n + 2·pad − size)/stride + 1` in both
+    directions (it does with `pad=1` and an odd size): otherwise darknet's im2col fills another
+    number of positions than its output holds, and the combination is refused.
+    """
+
+    example: ClassVar[str] = (
+        "[convolutional]\nfilters=16\nsize=3\nstride=2\npad=1\nbatch_normalize=1\nactivation=leaky\n"
+    )
+
+    ignored_keys: ClassVar[frozenset[str]] = frozenset(
+        "flipped dot angle grad_centr reverse stream wait_stream bin_output "
+        "assisted_excitation sway rotate stretch stretch_sway coordconv".split()
+    )
+
+    cbn: Flag = False
     antialiasing: int = Field(0, ge=0, le=2)
     binary: Flag = False
     xnor: Flag = False
@@ -93,13 +147,6 @@ class Convolutional(Section):
         return value
 
     @property
-    def strides(self) -> tuple[int, int]:
-        """(stride_y, stride_x), each falling back to `stride` when unset or < 1."""
-        sy = self.stride_y if self.stride_y >= 1 else self.stride
-        sx = self.stride_x if self.stride_x >= 1 else self.stride
-        return sy, sx
-
-    @property
     def conv_strides(self) -> tuple[int, int]:
         """The convolution's own strides: 1 when a blur applies the stride."""
         return (1, 1) if self.antialiasing else self.strides
@@ -108,37 +155,31 @@ class Convolutional(Section):
     def effective_groups(self) -> int:
         return 1 if self.xnor else max(self.groups, 1)
 
-    @property
-    def effective_padding(self) -> int:
-        return self.size // 2 if self.pad else self.padding
-
-    @property
-    def effective_dilation(self) -> int:
-        return 1 if self.size == 1 else self.dilation
-
     def _conv_shape(self, shape: Shape) -> Shape:
         """Output of the convolution itself, before any anti-aliasing blur."""
-        c, h, w = shape
-        groups = self.effective_groups
-        if c % groups or self.filters % groups:
-            raise SpecError(f"groups={groups} must divide input channels {c} and filters={self.filters}", "groups")
-        sy, sx = self.conv_strides
-        p, k, d = self.effective_padding, self.size, self.effective_dilation
-        out_h, out_w = (h + 2 * p - k) // sy + 1, (w + 2 * p - k) // sx + 1
-        if d > 1 and 2 * p != k - 1:
-            torch_h = (h + 2 * p * d - d * (k - 1) - 1) // sy + 1
-            if torch_h != out_h:
-                raise SpecError(f"dilation={d} needs pad=1 (padding=size/2) to keep darknet's output size", "dilation")
-        return self.filters, out_h, out_w
+        self._check_groups(shape[0])
+        geometry = self.geometry
+        out = geometry.output(shape, self.filters)
+        sizes = tuple(
+            darknet_conv_out_size(n, self.size, s, self.effective_padding) for n, s in zip(shape[1:], geometry.strides)
+        )
+        if sizes != out[1:]:
+            raise SpecError(
+                f"dilation={geometry.dilation} with pad {self.effective_padding}: darknet sizes the output "
+                f"{sizes[0]}×{sizes[1]} but the dilated kernel gives {out[1]}×{out[2]} (H×W) on {_hw(shape)}; "
+                "use pad=1 with an odd size",
+                "dilation",
+            )
+        return out
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
-        c, h, w = self._conv_shape(shapes[0])
+        out = self._conv_shape(shapes[0])
         if not self.antialiasing:
-            return c, h, w
-        sy, sx = self.strides
-        return c, _blur_out(h, sy, self.antialiasing), _blur_out(w, sx, self.antialiasing)
+            return out
+        return _blur_geometry(self.antialiasing, self.strides, self.filters).output(out, self.filters)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
+        geometry = self.geometry
         return LayerCall(
             m.DarknetConv,
             dict(
@@ -146,9 +187,9 @@ class Convolutional(Section):
                 filters=self.filters,
                 size=self.size,
                 stride=self.strides,
-                padding=self.effective_padding,
-                groups=self.effective_groups,
-                dilation=self.effective_dilation,
+                padding=geometry.padding[0],
+                groups=geometry.groups,
+                dilation=geometry.dilation,
                 batch_normalize=self.batch_normalize or self.cbn,
                 activation_name=self.activation,
                 antialiasing=self.antialiasing,
@@ -160,7 +201,8 @@ class Convolutional(Section):
     def bflops(self, shapes: list[Shape], output: Shape) -> float | None:
         """Darknet's count: 2·weights·(convolution output pixels), at stride 1 under a blur, ÷32 for xnor."""
         c, h, w = self._conv_shape(shapes[0])
-        weights = shapes[0][0] // self.effective_groups * c * self.size * self.size
+        kh, kw = self.geometry.kernel
+        weights = shapes[0][0] // self.geometry.groups * c * kh * kw
         return 2.0 * weights * h * w / 1e9 / (32 if self.xnor else 1)
 
 
@@ -276,14 +318,23 @@ class _Pool(Section):
     def total_padding(self) -> int:
         return self.padding if self.padding is not None else self.kernel - 1
 
-    def _pool_shape(self, shape: Shape, strides: tuple[int, int]) -> Shape:
-        c, h, w = shape
-        k, p = self.kernel, self.total_padding
-        return c, (h + p - k) // strides[0] + 1, (w + p - k) // strides[1] + 1
+    @property
+    def pool_strides(self) -> tuple[int, int]:
+        """The strides the pool itself runs at."""
+        return self.strides
+
+    @property
+    def geometry(self) -> ConvGeometry:
+        """The pooling window as it runs, darknet's total padding split `padding // 2` left/top first."""
+        return ConvGeometry((self.kernel, self.kernel), self.pool_strides, darknet_pad_split(self.total_padding))
+
+    def _pool_shape(self, shape: Shape) -> Shape:
+        return self.geometry.output(shape, shape[0])
 
     def bflops(self, shapes: list[Shape], output: Shape) -> float | None:
         c, h, w = output
-        return self.kernel * self.kernel * c * h * w / 1e9
+        kh, kw = self.geometry.kernel
+        return kh * kw * c * h * w / 1e9
 
 
 @register("maxpool", "max", family="darknet")
@@ -304,11 +355,12 @@ class MaxPoolSection(_Pool):
 
     @property
     def pool_strides(self) -> tuple[int, int]:
+        """The pool's own strides: 1 when a blur applies the stride."""
         return (1, 1) if self.antialiasing else self.strides
 
     def _unblurred_shape(self, shape: Shape) -> Shape:
         if not self.maxpool_depth:
-            return self._pool_shape(shape, self.pool_strides)
+            return self._pool_shape(shape)
         c, h, w = shape
         if self.antialiasing:
             raise SpecError("maxpool_depth=1 with antialiasing is not supported", "antialiasing")
@@ -317,21 +369,21 @@ class MaxPoolSection(_Pool):
         return self.out_channels, h, w
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
-        c, h, w = self._unblurred_shape(shapes[0])
+        out = self._unblurred_shape(shapes[0])
         if not self.antialiasing:
-            return c, h, w
-        sy, sx = self.strides
-        return c, _blur_out(h, sy, self.antialiasing), _blur_out(w, sx, self.antialiasing)
+            return out
+        return _blur_geometry(self.antialiasing, self.strides, out[0]).output(out, out[0])
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         if self.maxpool_depth:
             return LayerCall(m.MaxPoolDepth, dict(out_channels=self.out_channels))
+        geometry = self.geometry
         return LayerCall(
             m.MaxPool,
             dict(
-                size=self.kernel,
+                size=geometry.kernel[0],
                 stride=self.strides,
-                padding=self.total_padding,
+                padding=sum(geometry.padding),
                 channels=shapes[0][0],
                 antialiasing=self.antialiasing,
             ),
@@ -339,7 +391,8 @@ class MaxPoolSection(_Pool):
 
     def bflops(self, shapes: list[Shape], output: Shape) -> float | None:
         c, h, w = self._unblurred_shape(shapes[0])
-        return self.kernel * self.kernel * shapes[0][0] * h * w / 1e9
+        kh, kw = self.geometry.kernel
+        return kh * kw * shapes[0][0] * h * w / 1e9
 
 
 @register("local_avgpool", "local_avg", family="darknet")
@@ -351,10 +404,13 @@ class LocalAvgPoolSection(_Pool):
     ignored_keys: ClassVar[frozenset[str]] = frozenset()
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
-        return self._pool_shape(shapes[0], self.strides)
+        return self._pool_shape(shapes[0])
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
-        return LayerCall(m.LocalAvgPool, dict(size=self.kernel, stride=self.strides, padding=self.total_padding))
+        geometry = self.geometry
+        return LayerCall(
+            m.LocalAvgPool, dict(size=geometry.kernel[0], stride=geometry.strides, padding=sum(geometry.padding))
+        )
 
 
 @register("avgpool", "avg", family="darknet")
