@@ -107,7 +107,7 @@ def validate_section(raw: RawSection, index: int | None, errors: Diagnostics, st
     accepted = section_keys(model)
     ok = True
     for key in raw.options.keys() - accepted:
-        ok = _unknown_key(raw, index, key, accepted, errors, strict) and ok
+        ok = _unknown_key(raw, index, key, model, errors, strict) and ok
     fields = {f.alias or n for n, f in model.model_fields.items()}
     values = {k: o.value for k, o in raw.options.items() if k in fields}
     try:
@@ -124,13 +124,14 @@ def validate_section(raw: RawSection, index: int | None, errors: Diagnostics, st
 
 
 def _unknown_key(
-    raw: RawSection, index: int | None, key: str, accepted: set[str], errors: Diagnostics, strict: bool
+    raw: RawSection, index: int | None, key: str, model: type[Section], errors: Diagnostics, strict: bool
 ) -> bool:
-    """Darknet ignores keys it does not read, so do we, with a warning; but a near miss of a key the
-    section does not set is a typo (darknet would silently use the default), and `strict` refuses all."""
-    near = closest(key, accepted)
+    """Darknet ignores keys it does not read, so darknet's own sections do too, with a warning; but a near
+    miss of a key the section does not set is a typo (darknet would silently use the default). netcfg's
+    own sections, which no darknet file carries, refuse every unknown key, and so does `strict`."""
+    near = closest(key, section_keys(model))
     hint = f" (did you mean {near!r}?)" if near else ""
-    if strict or (near is not None and near not in raw.options):
+    if strict or model.family != "darknet" or (near is not None and near not in raw.options):
         errors.add(raw, index, f"unknown key{hint}", key)
         return False
     errors.warn(raw, index, f"unused key: darknet ignores it{hint}", key)

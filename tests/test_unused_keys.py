@@ -60,6 +60,13 @@ def test_a_near_miss_of_a_key_that_is_set_only_warns_with_the_suggestion():
     assert got == ["<cfg>:7:1: [convolutional #0] filter: unused key: darknet ignores it (did you mean 'filters'?)"]
 
 
+def test_netcfg_sections_refuse_every_unknown_key():
+    with pytest.raises(netcfg.CfgError) as exc:
+        netcfg.parse(NET + "[se]\nzzz_custom=1\n")
+    (item,) = exc.value.items
+    assert (item.line, item.key, item.message) == (6, "zzz_custom", "unknown key")
+
+
 def test_strict_refuses_every_unused_key():
     with pytest.raises(netcfg.CfgError) as exc:
         netcfg.parse(NET + "[convolutional]\nfilters=4\nmax_epochs=3\n", strict=True)
