@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .budget import Estimate, estimate
 from .geometry import ConvGeometry
 from .network import Network
 from .spec import NETWORK_INPUT, LayerSpec
@@ -45,6 +46,7 @@ class Summary:
     input_shape: Shape
     layers: tuple[LayerSummary, ...]
     total_params: int
+    estimate: Estimate
 
     @property
     def total_bflops(self) -> float:
@@ -125,7 +127,7 @@ def summarize(model: Network) -> Summary:
             )
         )
     total = sum(p.numel() for p in model.parameters())
-    return Summary(model.spec.file, model.spec.input_shape, tuple(rows), total)
+    return Summary(model.spec.file, model.spec.input_shape, tuple(rows), total, estimate(model.spec))
 
 
 def _whc(shape: Shape) -> str:
@@ -167,5 +169,6 @@ def format_summary(summary: Summary) -> str:
         "",
         f"layers: {len(summary.layers)}   parameters: {summary.total_params:,d}   "
         f"total BFLOPs: {summary.total_bflops:.3f} ({summary.total_bflops / 2:.3f} G multiply-adds)",
+        str(summary.estimate),
     ]
     return "\n".join(lines) + "\n"

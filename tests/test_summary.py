@@ -65,7 +65,8 @@ def test_table_shows_darknet_columns_and_totals():
     assert "16 x  16 x    4 ->    8 x   8 x    8" in row0
     route = next(line for line in text.splitlines() if " route " in line)
     assert route.endswith("3, 1")
-    assert "parameters: 346" in text.splitlines()[-1]
+    assert "parameters: 346" in text.splitlines()[-2]
+    assert text.splitlines()[-1].startswith("estimate: 346 parameters (0.000 GB as float32), peak layer outputs")
 
 
 class Flatten(nn.Module):
