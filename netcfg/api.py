@@ -38,7 +38,8 @@ def parse(cfg: CfgSource, **net_overrides) -> Spec:
 
 
 def build(cfg: CfgSource | Spec, weights: CfgSource | None = None, **net_overrides) -> Network:
-    """Build a Network from a cfg path, bundled name or text; optionally load darknet weights."""
+    """Build a Network from a cfg path, bundled name or text; optionally load darknet weights (not
+    under `torch.device("meta")`: WeightsError, as the file need not cover every tensor)."""
     spec = cfg if isinstance(cfg, Spec) else parse(cfg, **net_overrides)
     model = build_network(spec)
     if weights is not None:
