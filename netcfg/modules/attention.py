@@ -22,10 +22,10 @@ def _spatial_mean(x: torch.Tensor) -> torch.Tensor:
 class SqueezeExcite(nn.Module):
     """SE (Hu et al. 2018): x · gate(fc2(act(fc1(avgpool(x))))), the FCs as biased 1×1 convolutions."""
 
-    def __init__(self, channels: int, hidden: int, act: str = "relu", gate: str = "sigmoid"):
+    def __init__(self, channels: int, hidden: int, activation_name: str = "relu", gate: str = "sigmoid"):
         super().__init__()
         self.fc1 = nn.Conv2d(channels, hidden, 1)
-        self.act = activation(act)
+        self.act = activation(activation_name)
         self.fc2 = nn.Conv2d(hidden, channels, 1)
         self.gate = nn.Hardsigmoid() if gate == "hard_sigmoid" else nn.Sigmoid()
 
@@ -140,7 +140,12 @@ class NonLocal(nn.Module):
     φ has no bias in embedded_gaussian mode, where the softmax over j would cancel it."""
 
     def __init__(
-        self, channels: int, inter: int, mode: str = "embedded_gaussian", sub_sample: bool = True, bn: bool = True
+        self,
+        channels: int,
+        inter: int,
+        mode: str = "embedded_gaussian",
+        sub_sample: bool = True,
+        batch_normalize: bool = True,
     ):
         super().__init__()
         self.mode = mode
@@ -151,8 +156,8 @@ class NonLocal(nn.Module):
         self.phi = nn.Conv2d(channels, inter, 1, bias=mode in ("dot", "concat")) if embedded else None
         self.g = nn.Conv2d(channels, inter, 1)
         self.concat = nn.Conv2d(2 * inter, 1, 1, bias=False) if mode == "concat" else None
-        self.out = ConvBNAct(inter, channels, 1, batch_normalize=bn, activation_name="linear")
-        zeroed = self.out.bn if bn else self.out.conv
+        self.out = ConvBNAct(inter, channels, 1, batch_normalize=batch_normalize, activation_name="linear")
+        zeroed = self.out.bn if batch_normalize else self.out.conv
         nn.init.zeros_(zeroed.weight)
         nn.init.zeros_(zeroed.bias)
 
