@@ -55,10 +55,10 @@ class NormAct(nn.Module):
     """Batch norm (optional) then a darknet activation: the tail of the dynamic convolutions here,
     with a bias instead of the norm so fusing can fold the norm into their weights."""
 
-    def __init__(self, channels: int, batch_normalize: bool, activation_name: str):
+    def __init__(self, filters: int, batch_normalize: bool, activation_name: str):
         super().__init__()
-        self.bn = nn.BatchNorm2d(channels, eps=1e-5, momentum=DARKNET_BN_MOMENTUM) if batch_normalize else None
-        self.bias = None if batch_normalize else nn.Parameter(torch.zeros(channels))
+        self.bn = nn.BatchNorm2d(filters, eps=1e-5, momentum=DARKNET_BN_MOMENTUM) if batch_normalize else None
+        self.bias = None if batch_normalize else nn.Parameter(torch.zeros(filters))
         self.act = activation(activation_name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
