@@ -30,8 +30,9 @@ def build(
     budget: Budget = DEFAULT_BUDGET,
     **net_overrides,
 ) -> Network:
-    """Build a Network from a cfg path, bundled name or text; optionally load darknet weights. A network
-    whose parameters or activations exceed `budget` is refused (CfgError) before anything is allocated."""
+    """Build a Network from a cfg path, bundled name or text; optionally load darknet weights (not under
+    `torch.device("meta")`: WeightsError, as the file need not cover every tensor). A network whose
+    parameters or activations exceed `budget` is refused (CfgError) before anything is allocated."""
     spec = cfg if isinstance(cfg, Spec) else parse(cfg, strict=strict, include_dirs=include_dirs, **net_overrides)
     check_budget(spec, budget)
     model = build_network(spec)

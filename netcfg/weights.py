@@ -8,6 +8,7 @@ except that a connected layer's weight matrix is stored transposed when the head
 exceeds 1000, and a convolution's when its section sets `flipped=1` (as darknet's loader does).
 
 Loading checks the whole file before copying anything: on any error the model is untouched.
+A network on the meta device is refused (call `to_empty` first): a file need not cover every tensor.
 The training keys `dontload` and `dontloadscales` are not honoured (every layer is read).
 """
 
@@ -164,6 +165,16 @@ def _refuse_fused(model: Network, action: str) -> None:
         )
 
 
+def _refuse_meta(model: Network, action: str) -> None:
+    """Meta tensors have no storage: copying into them would silently do nothing, out of them fails."""
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise WeightsError(
+            f"cannot {action} darknet weights: the network is on the meta device (built under "
+            "torch.device('meta')), so its tensors have no storage; call model.to_empty(device=...) "
+            "first (for build(weights=...): build without weights, to_empty, then load_darknet_weights)"
+        )
+
+
 def _from_file(flat: torch.Tensor, like: torch.Tensor, transposed: bool) -> torch.Tensor:
     """File floats → a tensor shaped like `like` (undoing darknet's transposed storage)."""
     if transposed:
@@ -244,6 +255,7 @@ def load_darknet_weights(model: Network, path: str | os.PathLike) -> int:
     WeightsError and leave the model untouched. The header is kept as `model.darknet_header`.
     """
     _refuse_fused(model, "load")
+    _refuse_meta(model, "load")
     file = str(path)
     data = _read(path)
     header = DarknetHeader.from_bytes(data, file)
@@ -277,6 +289,7 @@ def save_darknet_weights(model: Network, path: str | os.PathLike, cutoff: int | 
     """Write `model` as a darknet `.weights` file (layers below `cutoff` only, like darknet's
     `partial`), with the header it was loaded with or darknet's current version."""
     _refuse_fused(model, "save")
+    _refuse_meta(model, "save")
     header = getattr(model, "darknet_header", None) or DarknetHeader(*DARKNET_VERSION)
     layout = _layout(model, header)[:cutoff]
     for entry in layout:

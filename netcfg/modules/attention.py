@@ -22,10 +22,10 @@ def _spatial_mean(x: torch.Tensor) -> torch.Tensor:
 class SqueezeExcite(nn.Module):
     """SE (Hu et al. 2018): x · gate(fc2(act(fc1(avgpool(x))))), the FCs as biased 1×1 convolutions."""
 
-    def __init__(self, channels: int, hidden: int, act: str = "relu", gate: str = "sigmoid"):
+    def __init__(self, channels: int, hidden: int, activation_name: str = "relu", gate: str = "sigmoid"):
         super().__init__()
         self.fc1 = nn.Conv2d(channels, hidden, 1)
-        self.act = activation(act)
+        self.act = activation(activation_name)
         self.fc2 = nn.Conv2d(hidden, channels, 1)
         self.gate = nn.Hardsigmoid() if gate == "hard_sigmoid" else nn.Sigmoid()
 
@@ -57,11 +57,14 @@ class BAM(nn.Module):
     def __init__(self, channels: int, hidden: int, dilation: int = 4, dilation_convs: int = 2):
         super().__init__()
         self.channel = nn.Sequential(
-            ConvBNAct(channels, hidden, 1, bn=False, act="relu"), ConvBNAct(hidden, channels, 1, act="linear")
+            ConvBNAct(channels, hidden, 1, batch_normalize=False, activation_name="relu"),
+            ConvBNAct(hidden, channels, 1, activation_name="linear"),
         )
-        convs = [ConvBNAct(hidden, hidden, 3, dilation=dilation, act="relu") for _ in range(dilation_convs)]
+        convs = [ConvBNAct(hidden, hidden, 3, dilation=dilation, activation_name="relu") for _ in range(dilation_convs)]
         self.spatial = nn.Sequential(
-            ConvBNAct(channels, hidden, 1, act="relu"), *convs, ConvBNAct(hidden, 1, 1, act="linear")
+            ConvBNAct(channels, hidden, 1, activation_name="relu"),
+            *convs,
+            ConvBNAct(hidden, 1, 1, activation_name="linear"),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,7 +140,12 @@ class NonLocal(nn.Module):
     φ has no bias in embedded_gaussian mode, where the softmax over j would cancel it."""
 
     def __init__(
-        self, channels: int, inter: int, mode: str = "embedded_gaussian", sub_sample: bool = True, bn: bool = True
+        self,
+        channels: int,
+        inter: int,
+        mode: str = "embedded_gaussian",
+        sub_sample: bool = True,
+        batch_normalize: bool = True,
     ):
         super().__init__()
         self.mode = mode
@@ -148,8 +156,8 @@ class NonLocal(nn.Module):
         self.phi = nn.Conv2d(channels, inter, 1, bias=mode in ("dot", "concat")) if embedded else None
         self.g = nn.Conv2d(channels, inter, 1)
         self.concat = nn.Conv2d(2 * inter, 1, 1, bias=False) if mode == "concat" else None
-        self.out = ConvBNAct(inter, channels, 1, bn=bn, act="linear")
-        zeroed = self.out.bn if bn else self.out.conv
+        self.out = ConvBNAct(inter, channels, 1, batch_normalize=batch_normalize, activation_name="linear")
+        zeroed = self.out.bn if batch_normalize else self.out.conv
         nn.init.zeros_(zeroed.weight)
         nn.init.zeros_(zeroed.bias)
 
@@ -217,10 +225,10 @@ class SelectiveKernel(nn.Module):
     ):
         super().__init__()
         self.branches = nn.ModuleList(
-            ConvBNAct(in_channels, filters, 3, stride=stride, dilation=i + 1, groups=groups, act="relu")
+            ConvBNAct(in_channels, filters, 3, stride=stride, dilation=i + 1, groups=groups, activation_name="relu")
             for i in range(branches)
         )
-        self.squeeze = ConvBNAct(filters, hidden, 1, act="relu")
+        self.squeeze = ConvBNAct(filters, hidden, 1, activation_name="relu")
         self.select = nn.Conv2d(hidden, filters * branches, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -249,9 +257,15 @@ class SplitAttention(nn.Module):
         self.radix = radix
         self.groups = groups
         self.conv = ConvBNAct(
-            in_channels, filters * radix, size, stride=stride, padding=size // 2, groups=groups * radix, act="relu"
+            in_channels,
+            filters * radix,
+            size,
+            stride=stride,
+            padding=size // 2,
+            groups=groups * radix,
+            activation_name="relu",
         )
-        self.fc1 = ConvBNAct(filters, inter, 1, groups=groups, act="relu")
+        self.fc1 = ConvBNAct(filters, inter, 1, groups=groups, activation_name="relu")
         self.fc2 = nn.Conv2d(inter, filters * radix, 1, groups=groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -275,7 +289,8 @@ class GAM(nn.Module):
         super().__init__()
         self.channel = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels))
         self.spatial = nn.Sequential(
-            ConvBNAct(channels, hidden, 7, act="relu"), ConvBNAct(hidden, channels, 7, act="linear")
+            ConvBNAct(channels, hidden, 7, activation_name="relu"),
+            ConvBNAct(hidden, channels, 7, activation_name="linear"),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -289,7 +304,7 @@ class CoordAttention(nn.Module):
 
     def __init__(self, channels: int, hidden: int):
         super().__init__()
-        self.squeeze = ConvBNAct(channels, hidden, 1, act="linear")
+        self.squeeze = ConvBNAct(channels, hidden, 1, activation_name="linear")
         self.gate_h = nn.Conv2d(hidden, channels, 1)
         self.gate_w = nn.Conv2d(hidden, channels, 1)
 
@@ -320,7 +335,7 @@ class _ZPoolGate(nn.Module):
 
     def __init__(self, kernel_size: int):
         super().__init__()
-        self.conv = ConvBNAct(2, 1, kernel_size, act="linear")
+        self.conv = ConvBNAct(2, 1, kernel_size, activation_name="linear")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], dim=1)

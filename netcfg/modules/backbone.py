@@ -13,7 +13,7 @@ def _projection(in_channels: int, out_channels: int, stride: int) -> ConvBNAct |
     """ResNet's shortcut: 1×1 conv + BN when the shape changes, else None (identity)."""
     if stride == 1 and in_channels == out_channels:
         return None
-    return ConvBNAct(in_channels, out_channels, 1, stride=stride, act="linear")
+    return ConvBNAct(in_channels, out_channels, 1, stride=stride, activation_name="linear")
 
 
 class Bottleneck(nn.Module):
@@ -22,9 +22,9 @@ class Bottleneck(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, width: int, stride: int = 1, groups: int = 1):
         super().__init__()
-        self.conv1 = ConvBNAct(in_channels, width, 1, act="relu")
-        self.conv2 = ConvBNAct(width, width, 3, stride=stride, groups=groups, act="relu")
-        self.conv3 = ConvBNAct(width, out_channels, 1, act="linear")
+        self.conv1 = ConvBNAct(in_channels, width, 1, activation_name="relu")
+        self.conv2 = ConvBNAct(width, width, 3, stride=stride, groups=groups, activation_name="relu")
+        self.conv3 = ConvBNAct(width, out_channels, 1, activation_name="linear")
         self.downsample = _projection(in_channels, out_channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -37,8 +37,8 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__()
-        self.conv1 = ConvBNAct(in_channels, out_channels, 3, stride=stride, act="relu")
-        self.conv2 = ConvBNAct(out_channels, out_channels, 3, act="linear")
+        self.conv1 = ConvBNAct(in_channels, out_channels, 3, stride=stride, activation_name="relu")
+        self.conv2 = ConvBNAct(out_channels, out_channels, 3, activation_name="linear")
         self.downsample = _projection(in_channels, out_channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,7 @@ class BasicBlock(nn.Module):
 
 def _conv_relu(in_channels: int, out_channels: int, size: int) -> ConvBNAct:
     """GoogLeNet's convolution: biased, 'same' padding, ReLU, no batch norm."""
-    return ConvBNAct(in_channels, out_channels, size, bn=False, act="relu")
+    return ConvBNAct(in_channels, out_channels, size, batch_normalize=False, activation_name="relu")
 
 
 class Inception(nn.Module):

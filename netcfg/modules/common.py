@@ -1,4 +1,9 @@
-"""Small building blocks shared by the block families."""
+"""Small building blocks shared by the block families: the conv → norm → activation module and
+batch-norm folding, the one place every `fuse()` gets its arithmetic from.
+
+Conv-norm-activation modules (`ConvBNAct`, `NormAct`, `DarknetConv`) share one vocabulary, the cfg's:
+`filters` (output channels), `size` (kernel size), `batch_normalize` and `activation_name`.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,32 @@ from torch import nn
 
 from .activations import activation
 
+#: Darknet's rolling averages keep .99 of the old value and add .01 of the batch's (momentum 0.01).
+DARKNET_BN_MOMENTUM = 0.01
+
+
+def bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (scale, shift) with `bn(y) == y·scale + shift` in eval mode, computed in at least
+    float32 so that folding a half-precision network rounds only once."""
+    dtype = torch.promote_types(bn.running_var.dtype, torch.float32)
+    scale = bn.weight.to(dtype) / torch.sqrt(bn.running_var.to(dtype) + bn.eps)
+    return scale, bn.bias.to(dtype) - bn.running_mean.to(dtype) * scale
+
+
+def fold_bn(
+    weight: torch.Tensor, bn: nn.BatchNorm2d, bias: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of one biased convolution equal to `bn(conv(x))`, in `weight`'s dtype; output
+    channels are the weight's fourth-from-last dimension (so stacked kernels fold too)."""
+    scale, shift = bn_scale_shift(bn)
+    folded = weight.to(scale.dtype) * scale.reshape(-1, 1, 1, 1)
+    if bias is not None:
+        shift = shift + bias.to(scale.dtype) * scale
+    return folded.to(weight.dtype), shift.to(weight.dtype)
+
 
 def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A convolution equal to `bn(conv(x))` in eval mode (groups, dilation and stride kept)."""
+    """A convolution equal to `bn(conv(x))` in eval mode (groups, dilation, stride, dtype and device kept)."""
     fused = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
@@ -20,47 +48,50 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
         groups=conv.groups,
         bias=True,
         padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
     )
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    weight, bias = fold_bn(conv.weight, bn, conv.bias)
     with torch.no_grad():
-        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
-        fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
-    return fused.to(conv.weight.device)
+        fused.weight.copy_(weight)
+        fused.bias.copy_(bias)
+    return fused
 
 
 class ConvBNAct(nn.Module):
-    """Conv2d (no bias when followed by BN) → BatchNorm2d → activation (a darknet name)."""
+    """Conv2d (no bias when followed by BN) → BatchNorm2d → activation (a darknet name); 'same'
+    padding unless `padding` is given."""
 
     def __init__(
         self,
         in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int] = 1,
+        filters: int,
+        size: int | tuple[int, int] = 1,
         stride: int | tuple[int, int] = 1,
         padding: int | tuple[int, int] | None = None,
-        dilation: int = 1,
         groups: int = 1,
-        bn: bool = True,
-        act: str = "relu",
+        dilation: int = 1,
+        batch_normalize: bool = True,
+        activation_name: str = "relu",
         bias: bool | None = None,
     ):
         super().__init__()
         if padding is None:
-            k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+            k = (size, size) if isinstance(size, int) else size
             padding = (dilation * (k[0] - 1) // 2, dilation * (k[1] - 1) // 2)
         self.conv = nn.Conv2d(
             in_channels,
-            out_channels,
-            kernel_size,
+            filters,
+            size,
             stride=stride,
             padding=padding,
             dilation=dilation,
             groups=groups,
-            bias=(not bn) if bias is None else bias,
+            bias=(not batch_normalize) if bias is None else bias,
         )
-        self.bn = nn.BatchNorm2d(out_channels) if bn else None
-        self.act = activation(act)
+        # Plug-in blocks follow their papers and PyTorch's default momentum (0.1), not darknet's.
+        self.bn = nn.BatchNorm2d(filters) if batch_normalize else None
+        self.act = activation(activation_name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)

@@ -19,8 +19,8 @@ class RFBScaledResidual(nn.Module):
         super().__init__()
         self.scale = scale
         self.branches = nn.ModuleList(branches)
-        self.linear = ConvBNAct(branch_channels, filters, 1, act="linear")
-        self.shortcut = ConvBNAct(in_channels, filters, 1, stride, act="linear")
+        self.linear = ConvBNAct(branch_channels, filters, 1, activation_name="linear")
+        self.shortcut = ConvBNAct(in_channels, filters, 1, stride, activation_name="linear")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.linear(torch.cat([branch(x) for branch in self.branches], dim=1))
@@ -37,18 +37,18 @@ class RFB(RFBScaledResidual):
         branches = [
             nn.Sequential(
                 ConvBNAct(in_channels, 2 * inter, 1, stride),
-                ConvBNAct(2 * inter, 2 * inter, 3, dilation=visual, act="linear"),
+                ConvBNAct(2 * inter, 2 * inter, 3, dilation=visual, activation_name="linear"),
             ),
             nn.Sequential(
                 ConvBNAct(in_channels, inter, 1),
                 ConvBNAct(inter, 2 * inter, 3, stride),
-                ConvBNAct(2 * inter, 2 * inter, 3, dilation=visual + 1, act="linear"),
+                ConvBNAct(2 * inter, 2 * inter, 3, dilation=visual + 1, activation_name="linear"),
             ),
             nn.Sequential(
                 ConvBNAct(in_channels, inter, 1),
                 ConvBNAct(inter, mid, 3),
                 ConvBNAct(mid, 2 * inter, 3, stride),
-                ConvBNAct(2 * inter, 2 * inter, 3, dilation=2 * visual + 1, act="linear"),
+                ConvBNAct(2 * inter, 2 * inter, 3, dilation=2 * visual + 1, activation_name="linear"),
             ),
         ]
         super().__init__(branches, 6 * inter, in_channels, filters, stride, scale)
@@ -64,23 +64,23 @@ class RFBSmall(RFBScaledResidual):
         branches = [
             nn.Sequential(
                 ConvBNAct(in_channels, inter, 1, stride),
-                ConvBNAct(inter, inter, 3, act="linear"),
+                ConvBNAct(inter, inter, 3, activation_name="linear"),
             ),
             nn.Sequential(
                 ConvBNAct(in_channels, inter, 1),
                 ConvBNAct(inter, inter, (3, 1), stride),
-                ConvBNAct(inter, inter, 3, dilation=3, act="linear"),
+                ConvBNAct(inter, inter, 3, dilation=3, activation_name="linear"),
             ),
             nn.Sequential(
                 ConvBNAct(in_channels, inter, 1),
                 ConvBNAct(inter, inter, (1, 3), stride),
-                ConvBNAct(inter, inter, 3, dilation=3, act="linear"),
+                ConvBNAct(inter, inter, 3, dilation=3, activation_name="linear"),
             ),
             nn.Sequential(
                 ConvBNAct(in_channels, quarter, 1),
                 ConvBNAct(quarter, mid, (1, 3)),
                 ConvBNAct(mid, inter, (3, 1), stride),
-                ConvBNAct(inter, inter, 3, dilation=5, act="linear"),
+                ConvBNAct(inter, inter, 3, dilation=5, activation_name="linear"),
             ),
         ]
         super().__init__(branches, 4 * inter, in_channels, filters, stride, scale)

@@ -10,14 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import activation
-from .common import ConvBNAct, fuse_conv_bn
+from .common import DARKNET_BN_MOMENTUM, ConvBNAct, bn_scale_shift, fold_bn
 from .darknet import DarknetConv
-
-
-def bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (scale, shift) with `bn(y) == y·scale + shift` in eval mode."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    return scale, bn.bias - bn.running_mean * scale
 
 
 def conv_weight(out_channels: int, in_per_group: int, kh: int, kw: int) -> torch.Tensor:
@@ -36,35 +30,35 @@ def plain_conv(
     groups: int,
     activation_name: str,
 ) -> ConvBNAct:
-    """One biased convolution + activation holding `weight` and `bias`: the inference form of a
-    re-parameterisable block."""
-    out_channels, in_per_group, kh, kw = weight.shape
+    """One biased convolution + activation holding `weight` and `bias` (their dtype and device): the
+    inference form of a re-parameterisable block."""
+    filters, in_per_group, kh, kw = weight.shape
     fused = ConvBNAct(
         in_per_group * groups,
-        out_channels,
+        filters,
         (kh, kw),
         stride=stride,
         padding=padding,
-        dilation=dilation,
         groups=groups,
-        bn=False,
-        act=activation_name,
+        dilation=dilation,
+        batch_normalize=False,
+        activation_name=activation_name,
         bias=True,
-    )
+    ).to(weight.device, weight.dtype)
     with torch.no_grad():
         fused.conv.weight.copy_(weight)
         fused.conv.bias.copy_(bias)
-    return fused.to(weight.device)
+    return fused
 
 
 class NormAct(nn.Module):
     """Batch norm (optional) then a darknet activation: the tail of the dynamic convolutions here,
     with a bias instead of the norm so fusing can fold the norm into their weights."""
 
-    def __init__(self, channels: int, batch_normalize: bool, activation_name: str):
+    def __init__(self, filters: int, batch_normalize: bool, activation_name: str):
         super().__init__()
-        self.bn = nn.BatchNorm2d(channels, eps=1e-5, momentum=0.01) if batch_normalize else None
-        self.bias = None if batch_normalize else nn.Parameter(torch.zeros(channels))
+        self.bn = nn.BatchNorm2d(filters, eps=1e-5, momentum=DARKNET_BN_MOMENTUM) if batch_normalize else None
+        self.bias = None if batch_normalize else nn.Parameter(torch.zeros(filters))
         self.act = activation(activation_name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,16 +68,13 @@ class NormAct(nn.Module):
     def fold(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(weight scaled along dim −4, bias) equal to this tail's affine part; weights' output
         channels are their fourth-from-last dimension."""
-        if self.bn is None:
-            return weight, self.bias
-        scale, shift = bn_scale_shift(self.bn)
-        return weight * scale.reshape(-1, 1, 1, 1), shift
+        return (weight, self.bias) if self.bn is None else fold_bn(weight, self.bn)
 
     def drop_norm(self) -> None:
         """Replace the batch norm by an equal bias (call after scaling the weights by `fold`)."""
         if self.bn is not None:
             _, shift = bn_scale_shift(self.bn)
-            self.bias = nn.Parameter(shift.detach().clone())
+            self.bias = nn.Parameter(shift.detach().to(self.bn.bias.dtype))
             self.bn = None
 
 
@@ -237,39 +228,40 @@ class Ghost(nn.Module):
         self.filters = filters
         primary = math.ceil(filters / ratio)
         act = "relu" if relu else "linear"
-        self.primary = ConvBNAct(in_channels, primary, size, stride, padding=size // 2, act=act)
+        self.primary = ConvBNAct(in_channels, primary, size, stride, padding=size // 2, activation_name=act)
         ghosts = primary * (ratio - 1)
-        self.cheap = ConvBNAct(primary, ghosts, dw_size, 1, padding=dw_size // 2, groups=primary, act=act)
+        self.cheap = ConvBNAct(primary, ghosts, dw_size, 1, padding=dw_size // 2, groups=primary, activation_name=act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.primary(x)
         return torch.cat([x, self.cheap(x)], dim=1)[:, : self.filters]
 
 
-def binomial_filter(size: int) -> torch.Tensor:
-    """The normalised 2-D binomial (Pascal's triangle row ⊗ itself) low-pass filter, size×size."""
-    row = torch.tensor([math.comb(size - 1, i) for i in range(size)], dtype=torch.float32)
+def binomial_filter(size: int, like: torch.Tensor) -> torch.Tensor:
+    """The normalised 2-D binomial (Pascal's triangle row ⊗ itself) low-pass filter, size×size, in
+    `like`'s dtype and device."""
+    row = torch.tensor([math.comb(size - 1, i) for i in range(size)], dtype=like.dtype, device=like.device)
     kernel = row[:, None] * row[None, :]
     return kernel / kernel.sum()
 
 
 class BlurPool(nn.Module):
-    """Anti-aliased downsampling (Zhang 2019): pad, blur each channel with a binomial filter, subsample."""
+    """Anti-aliased downsampling (Zhang 2019): pad, blur each channel with a binomial filter, subsample.
+    The filter is fixed, so it is made in forward (no state to save or initialise)."""
 
     def __init__(self, channels: int, filt_size: int = 3, stride: int = 2, pad_type: str = "reflect"):
         super().__init__()
-        self.stride = stride
+        self.channels, self.filt_size, self.stride = channels, filt_size, stride
         before = (filt_size - 1) // 2
         after = filt_size - 1 - before
         self.pad = (before, after, before, after)
         self.mode = "constant" if pad_type == "zero" else pad_type
-        kernel = binomial_filter(filt_size).reshape(1, 1, filt_size, filt_size).repeat(channels, 1, 1, 1)
-        self.register_buffer("kernel", kernel, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if any(self.pad):
             x = F.pad(x, self.pad, mode=self.mode)
-        return F.conv2d(x, self.kernel.to(x.dtype), stride=self.stride, groups=x.shape[1])
+        kernel = binomial_filter(self.filt_size, x).expand(self.channels, 1, self.filt_size, self.filt_size)
+        return F.conv2d(x, kernel, stride=self.stride, groups=self.channels)
 
 
 class AsymmetricConv(nn.Module):
@@ -295,7 +287,15 @@ class AsymmetricConv(nn.Module):
 
         def branch(kernel: tuple[int, int]) -> ConvBNAct:
             return ConvBNAct(
-                in_channels, filters, kernel, stride, 0, dilation, groups, bn=batch_normalize, act="linear"
+                in_channels,
+                filters,
+                kernel,
+                stride,
+                padding=0,
+                groups=groups,
+                dilation=dilation,
+                batch_normalize=batch_normalize,
+                activation_name="linear",
             )
 
         self.square = branch((size, size))
@@ -313,13 +313,14 @@ class AsymmetricConv(nn.Module):
 
     def fuse(self) -> ConvBNAct:
         """One k×k convolution (asymmetric kernels added onto its centre row and column) + activation."""
-        weight, bias = _conv_bn_kernel(self.square)
-        horizontal, h_bias = _conv_bn_kernel(self.horizontal)
-        vertical, v_bias = _conv_bn_kernel(self.vertical)
-        c = weight.shape[-1] // 2
-        weight = weight.clone()
-        weight[:, :, c : c + 1, :] += horizontal
-        weight[:, :, :, c : c + 1] += vertical
+        with torch.no_grad():
+            weight, bias = _conv_bn_kernel(self.square)
+            horizontal, h_bias = _conv_bn_kernel(self.horizontal)
+            vertical, v_bias = _conv_bn_kernel(self.vertical)
+            c = weight.shape[-1] // 2
+            weight = weight.clone()
+            weight[:, :, c : c + 1, :] += horizontal
+            weight[:, :, :, c : c + 1] += vertical
         fused = plain_conv(
             weight, bias + h_bias + v_bias, self.stride, self.padding, self.dilation, self.groups, self.activation_name
         )
@@ -328,9 +329,10 @@ class AsymmetricConv(nn.Module):
 
 def _conv_bn_kernel(block: ConvBNAct) -> tuple[torch.Tensor, torch.Tensor]:
     """(weight, bias) of a linear ConvBNAct with its batch norm folded in (eval-mode statistics)."""
-    conv = fuse_conv_bn(block.conv, block.bn) if block.bn is not None else block.conv
-    bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels, device=conv.weight.device)
-    return conv.weight.detach(), bias.detach()
+    weight, bias = block.conv.weight.detach(), block.conv.bias
+    if block.bn is not None:
+        return fold_bn(weight, block.bn, bias)
+    return weight, bias.detach() if bias is not None else weight.new_zeros(weight.shape[0])
 
 
 class BlazeBlock(nn.Module):
@@ -344,13 +346,13 @@ class BlazeBlock(nn.Module):
         self.extra_channels = out - in_channels
         self.pool = nn.MaxPool2d(stride, stride, ceil_mode=True) if stride > 1 else None
         layers = [
-            ConvBNAct(in_channels, in_channels, size, stride, groups=in_channels, act="linear"),
-            ConvBNAct(in_channels, filters, 1, act="linear" if filters2 is None else "relu"),
+            ConvBNAct(in_channels, in_channels, size, stride, groups=in_channels, activation_name="linear"),
+            ConvBNAct(in_channels, filters, 1, activation_name="linear" if filters2 is None else "relu"),
         ]
         if filters2 is not None:
             layers += [
-                ConvBNAct(filters, filters, size, 1, groups=filters, act="linear"),
-                ConvBNAct(filters, filters2, 1, act="linear"),
+                ConvBNAct(filters, filters, size, 1, groups=filters, activation_name="linear"),
+                ConvBNAct(filters, filters2, 1, activation_name="linear"),
             ]
         self.branch = nn.Sequential(*layers)
         self.act = nn.ReLU()
@@ -383,10 +385,12 @@ class DepthwiseSeparable(nn.Module):
             stride,
             dilation=dilation,
             groups=in_channels,
-            bn=batch_normalize,
-            act=activation_name,
+            batch_normalize=batch_normalize,
+            activation_name=activation_name,
         )
-        self.pointwise = ConvBNAct(in_channels, filters, 1, bn=batch_normalize, act=activation_name)
+        self.pointwise = ConvBNAct(
+            in_channels, filters, 1, batch_normalize=batch_normalize, activation_name=activation_name
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise(self.depthwise(x))

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import activation
-from .common import fuse_conv_bn
+from .common import DARKNET_BN_MOMENTUM, fuse_conv_bn
 
 #: Darknet's fixed anti-aliasing kernels (make_convolutional_layer / make_maxpool_layer).
 BLUR_KERNELS = {
@@ -23,19 +23,20 @@ BLUR_KERNELS = {
 
 class Blur(nn.Module):
     """Darknet's anti-aliasing: a fixed depthwise blur (3×3 binomial / 16, pad 1, or 2×2 box / 4,
-    pad 0), linear, applied with the host layer's stride; its weights are never in .weights files."""
+    pad 0), linear, applied with the host layer's stride. Its weights are never in .weights files
+    and never change, so forward makes them (nothing to save or initialise)."""
 
     def __init__(self, channels: int, stride: tuple[int, int], mode: int = 1):
         super().__init__()
-        kernel = torch.tensor(BLUR_KERNELS[mode])
-        kernel = kernel / kernel.sum()
-        self.register_buffer("kernel", kernel.expand(channels, 1, *kernel.shape).clone(), persistent=False)
+        self.mode = mode
         self.stride = tuple(stride)
         self.padding = 1 if mode == 1 else 0
         self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.kernel.to(x.dtype), None, self.stride, self.padding, 1, self.channels)
+        kernel = torch.tensor(BLUR_KERNELS[self.mode], dtype=x.dtype, device=x.device)
+        kernel = (kernel / kernel.sum()).expand(self.channels, 1, *kernel.shape)
+        return F.conv2d(x, kernel, None, self.stride, self.padding, 1, self.channels)
 
 
 def binarize_weights(w: torch.Tensor) -> torch.Tensor:
@@ -74,7 +75,7 @@ class DarknetConv(nn.Module):
             groups=groups,
             bias=not batch_normalize,
         )
-        self.bn = nn.BatchNorm2d(filters, eps=1e-5, momentum=0.01) if batch_normalize else None
+        self.bn = nn.BatchNorm2d(filters, eps=1e-5, momentum=DARKNET_BN_MOMENTUM) if batch_normalize else None
         self.act = activation(activation_name)
         self.blur = Blur(filters, stride, antialiasing) if antialiasing else None
         self.binary = binary or xnor
@@ -399,7 +400,7 @@ class LRN(nn.Module):
         sq = x * x
         before, after = (self.size - 1) // 2, self.size // 2
         padded = F.pad(sq, (0, 0, 0, 0, before, after))
-        window = F.avg_pool3d(padded[:, None], (self.size, 1, 1), 1, divisor_override=1)[:, 0]
+        window = sum(padded[:, i : i + x.shape[1]] for i in range(self.size))
         skipped = sq[:, self.size // 2 : self.size // 2 + 1]
         return x * (self.kappa + self.alpha * (window - skipped)) ** (-self.beta)
 

@@ -16,7 +16,7 @@ class ASFFDownsample(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, factor: int):
         super().__init__()
         self.pool = factor == 4
-        self.conv = ConvBNAct(in_channels, out_channels, 3, 2, act="leaky")
+        self.conv = ConvBNAct(in_channels, out_channels, 3, 2, activation_name="leaky")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pool:
@@ -30,7 +30,7 @@ class ASFFUpsample(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, factor: int):
         super().__init__()
         self.factor = factor
-        self.conv = ConvBNAct(in_channels, out_channels, 1, act="leaky")
+        self.conv = ConvBNAct(in_channels, out_channels, 1, activation_name="leaky")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(self.conv(x), scale_factor=self.factor, mode="nearest")
@@ -56,9 +56,9 @@ class ASFF(nn.Module):
         self.level = level
         inter = channels[level]
         self.resize = nn.ModuleList(asff_resizer(c, inter, source, level) for source, c in enumerate(channels))
-        self.weight_convs = nn.ModuleList(ConvBNAct(inter, compress, 1, act="leaky") for _ in channels)
+        self.weight_convs = nn.ModuleList(ConvBNAct(inter, compress, 1, activation_name="leaky") for _ in channels)
         self.weight_levels = nn.Conv2d(3 * compress, 3, 1)
-        self.expand = ConvBNAct(inter, filters, 3, act="leaky")
+        self.expand = ConvBNAct(inter, filters, 3, activation_name="leaky")
 
     def forward(self, *levels: torch.Tensor) -> torch.Tensor:
         resized = [resize(x) for resize, x in zip(self.resize, levels)]

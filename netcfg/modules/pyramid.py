@@ -125,13 +125,13 @@ class StripPooling(nn.Module):
         self.pool_size = tuple(pool_size)
         self.reduce_square = ConvBNAct(in_channels, inter, 1)
         self.reduce_strip = ConvBNAct(in_channels, inter, 1)
-        self.local = ConvBNAct(inter, inter, 3, act="linear")
-        self.pooled = nn.ModuleList(ConvBNAct(inter, inter, 3, act="linear") for _ in self.pool_size)
-        self.row = ConvBNAct(inter, inter, (1, 3), act="linear")
-        self.column = ConvBNAct(inter, inter, (3, 1), act="linear")
+        self.local = ConvBNAct(inter, inter, 3, activation_name="linear")
+        self.pooled = nn.ModuleList(ConvBNAct(inter, inter, 3, activation_name="linear") for _ in self.pool_size)
+        self.row = ConvBNAct(inter, inter, (1, 3), activation_name="linear")
+        self.column = ConvBNAct(inter, inter, (3, 1), activation_name="linear")
         self.fuse_square = ConvBNAct(inter, inter, 3)
         self.fuse_strip = ConvBNAct(inter, inter, 3)
-        self.project = ConvBNAct(2 * inter, in_channels, 1, act="linear")
+        self.project = ConvBNAct(2 * inter, in_channels, 1, activation_name="linear")
 
     def _grid_convs(self) -> list[tuple[int, nn.Module]]:
         return list(zip(self.pool_size, self.pooled))

@@ -41,7 +41,8 @@ class SE(Section):
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         c = shapes[0][0]
         return LayerCall(
-            m.SqueezeExcite, dict(channels=c, hidden=_hidden(c, self.reduction), act=self.activation, gate=self.gate)
+            m.SqueezeExcite,
+            dict(channels=c, hidden=_hidden(c, self.reduction), activation_name=self.activation, gate=self.gate),
         )
 
 
@@ -213,7 +214,7 @@ class NonLocal(Section):
                 inter=_hidden(c, self.reduction),
                 mode=self.mode,
                 sub_sample=self.sub_sample,
-                bn=self.bn,
+                batch_normalize=self.bn,
             ),
         )
 
