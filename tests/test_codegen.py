@@ -4,6 +4,7 @@ runs without netcfg when standalone, is formatted, and never lets cfg text becom
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.util
 import json
 import os
@@ -156,12 +157,17 @@ def load_class(source: str, directory: Path, stem: str = "generated", class_name
     return getattr(module, class_name)
 
 
-def randomize(model: nn.Module, x: torch.Tensor) -> None:
-    """Non-trivial yet well-scaled weights: every parameter perturbed by ~20% (so batch-norm affines
-    and learned shortcut weights differ from 1), then batch-norm running statistics taken from `x`."""
+def randomize(model: nn.Module, x: torch.Tensor, seed: int = 0) -> None:
+    """Random, well-scaled weights everywhere (zero-initialised ones included, so no block is left an
+    identity): matrices and kernels N(0, 1/fan_in), vectors and scalars U(0.5, 1.5); then batch-norm
+    running statistics taken from `x`."""
+    generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(1 + 0.2 * torch.randn_like(p))
+        for _, t in weights(model):
+            if t.dim() >= 2:
+                t.copy_(torch.randn(t.shape, generator=generator) / t[0].numel() ** 0.5)
+            else:
+                t.copy_(torch.rand(t.shape, generator=generator) + 0.5)
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [bn.momentum for bn in norms]
     for bn in norms:
@@ -173,6 +179,34 @@ def randomize(model: nn.Module, x: torch.Tensor) -> None:
     for bn, momentum in zip(norms, momenta):
         bn.momentum = momentum
     model.eval()
+
+
+def weights(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """Every parameter, and every persistent float buffer outside batch norms (a fixed weight such
+    as RefConv's `base`), by state_dict key."""
+    out = list(model.named_parameters())
+    for prefix, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            continue
+        for name, buffer in module.named_buffers(prefix=prefix, recurse=False):
+            if name.rsplit(".", 1)[-1] not in module._non_persistent_buffers_set and buffer.is_floating_point():
+                out.append((name, buffer))
+    return out
+
+
+def assert_zero_init_matters(spec: netcfg.Spec, net: nn.Module, x: torch.Tensor, expected: list[torch.Tensor]) -> None:
+    """The checked outputs depend on the weights `build` initialises to zero (residual gates, offsets,
+    last convolutions): zeroing them again changes the outputs, so no compared block is an identity."""
+    zero = {name for name, t in weights(netcfg.build(spec)) if not t.any()}
+    if not zero:
+        return
+    baseline = copy.deepcopy(net)
+    with torch.no_grad():
+        for name, t in weights(baseline):
+            if name in zero:
+                t.zero_()
+        outputs = as_list(baseline(x))
+    assert max_relative_error(expected, outputs) > 1e-3, sorted(zero)
 
 
 def as_list(out) -> list[torch.Tensor]:
@@ -235,6 +269,16 @@ def assert_same_structure(spec: netcfg.Spec, net: nn.Module) -> None:
 def test_every_section_type_converts(section_type, tmp_path):
     spec = netcfg.parse(EXAMPLE_NET + section_type.model.example)
     assert_equivalent(spec, tmp_path)
+    assert_zero_init_matters(spec, *reference(spec))
+
+
+@pytest.mark.parametrize("name", ["nonlocal", "cc", "gc", "dcn", "refconv", "stn"])
+def test_blocks_built_as_identities_are_compared_with_random_weights(name):
+    spec = netcfg.parse(EXAMPLE_NET + next(t for t in LAYER_TYPES if t.name == name).model.example)
+    net, x, expected = reference(spec)
+    assert {n for n, t in weights(netcfg.build(spec)) if not t.any()}, "this block no longer starts at zero"
+    assert expected[0].shape != x.shape or (expected[0] - x).abs().max() > 1e-2
+    assert_zero_init_matters(spec, net, x, expected)
 
 
 def test_tiny_network_with_every_forward_form(tmp_path):
