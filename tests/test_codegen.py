@@ -583,6 +583,27 @@ def test_class_names_are_derived_and_validated():
             to_python(TINY, class_name=bad)
 
 
+@pytest.mark.parametrize(
+    "name", ["super", "float", "tuple", "list", "range", "Exception", "torch", "nn", "annotations"]
+)
+def test_class_name_may_not_shadow_a_builtin_or_a_module_global(name, tmp_path, capsys):
+    with pytest.raises(ValueError, match=f"class name '{name}' (would shadow|collides)"):
+        to_python(TINY, class_name=name)
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY)
+    assert cli_main(["convert", str(cfg), "--class-name", name, "-o", str(tmp_path / "out.py")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"netcfg convert: error: class name '{name}' ") and err.count("\n") == 1
+    assert not (tmp_path / "out.py").exists()
+
+
+def test_standalone_class_name_may_not_shadow_an_inlined_name():
+    for name in ("F", "DarknetConv", "activation", "Mish"):
+        with pytest.raises(ValueError, match="collides"):
+            to_python(TINY, class_name=name, standalone=True)
+    assert default_class_name("exception.cfg") == "NetException"
+
+
 def test_convert_command(tmp_path, capsys):
     cfg = tmp_path / "tiny-net.cfg"
     cfg.write_text(TINY)
