@@ -3,8 +3,8 @@ name it refers to in its package (functions, classes, constants), dependencies f
 
 Each inlined statement's names are resolved with `ast` against its module's top-level definitions
 and imports, through `from .x import y` and `module.attr` (both rewritten away). Two definitions with
-one name are renamed `<name>_<module>`. Imports of anything else (torch, stdlib) are returned to the
-caller, so the file needs only torch.
+one name are renamed `<name>_<module>`. Imports of anything else (torch, stdlib) go to the module's
+`Imports`, so the file needs only torch.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ import ast
 import re
 from dataclasses import dataclass
 from types import ModuleType
+
+import torch
+from torch import nn
 
 from .imports import Imports
 from .sources import bindings, local_bindings, local_imports, source
@@ -198,9 +201,6 @@ def inline_classes(
 ) -> tuple[dict[type, str], list[str], set[str]]:
     """Each class's final name, the inlined definitions in order, and every global they bind or use;
     the imports of what they use from outside their packages go to `imports`."""
-    import torch
-    from torch import nn
-
     inliner = Inliner({cls.__module__.split(".")[0] for cls in classes}, {"torch": torch, "nn": nn})
     for cls in sorted(classes, key=lambda cls: _position(_Ref("def", cls.__module__, cls.__name__))):
         inliner.require(cls.__module__, cls.__name__)
