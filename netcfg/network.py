@@ -10,23 +10,11 @@ import torch
 from torch import nn
 
 from .errors import did_you_mean
+from .plan import release_plan
 from .spec import NETWORK_INPUT, Spec
 
 #: For one `return_layers` request: the layer indices to return, and the outputs to free after each step.
 Plan = tuple[tuple[int, ...], list[tuple[int, ...]]]
-
-
-def _release_plan(sources: Sequence[Sequence[int]], keep: set[int]) -> list[tuple[int, ...]]:
-    """For each step, the outputs no later step reads (and not in `keep`): free them after it."""
-    last_reader: dict[int, int] = {}
-    for step, srcs in enumerate(sources):
-        for s in srcs:
-            last_reader[s] = step
-    release: list[list[int]] = [[] for _ in sources]
-    for produced, step in last_reader.items():
-        if produced != NETWORK_INPUT and produced not in keep:
-            release[step].append(produced)
-    return [tuple(r) for r in release]
 
 
 class Network(nn.Module):
@@ -52,7 +40,7 @@ class Network(nn.Module):
         plan = self._plans.get(return_layers)
         if plan is None:
             wanted = self._outputs if return_layers is None else tuple(map(self._layer_index, return_layers))
-            plan = self._plans[return_layers] = (wanted, _release_plan(self._sources, set(wanted)))
+            plan = self._plans[return_layers] = (wanted, release_plan(self._sources, set(wanted)))
         return plan
 
     def _layer_index(self, layer: int | str) -> int:
