@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import CfgError, Diagnostics
-from .network import _release_plan
+from .plan import release_plan
 from .spec import NETWORK_INPUT, LayerSpec, Spec
 
 GB = 1e9
@@ -66,7 +66,7 @@ def _peak_activations(spec: Spec) -> tuple[int, int]:
     itemsize = 4
     sizes = {NETWORK_INPUT: _numel(spec.input_shape) * itemsize}
     sizes.update({layer.index: _numel(layer.shape) * itemsize for layer in spec.layers})
-    release = _release_plan([layer.sources for layer in spec.layers], set(spec.outputs))
+    release = release_plan([layer.sources for layer in spec.layers], set(spec.outputs))
     live, peak, peak_layer = sizes[NETWORK_INPUT], 0, 0
     for layer, freed in zip(spec.layers, release):
         live += sizes[layer.index]
