@@ -314,3 +314,42 @@ def test_pure_recurrent_cfgs_run_on_their_256_inputs(name, shared_cfgs):
     model = netcfg.build(shared_cfgs / name, width=1, height=1, channels=256)
     out = run(model, torch.rand(2, 256, 1, 1))
     assert out.shape == (2, 256, 1, 1) and torch.isfinite(out).all()
+
+
+# ---------------------------------------------------------------- [history]
+
+
+def history_reference(xs: list[list[float]], batch: int, steps: int, size: int, prev: list[float]):
+    """forward_history_layer: per step and sequence, the previous output's first (size−1)·inputs
+    values shifted behind the input; prev_state is the last step's output."""
+    inputs = len(xs[0])
+    if steps == 1:
+        return [x + [0.0] * inputs * (size - 1) for x in xs], prev
+    outputs = inputs * size
+    out = [[0.0] * outputs for _ in xs]
+    prev_output = [prev[b * outputs : (b + 1) * outputs] for b in range(batch)]
+    for i in range(steps):
+        for b in range(batch):
+            row = out[i * batch + b]
+            row[inputs:] = prev_output[b][: inputs * (size - 1)]
+            row[:inputs] = xs[i * batch + b]
+        prev_output = [out[i * batch + b] for b in range(batch)]
+    return out, [v for row in prev_output for v in row]
+
+
+def test_history_stacks_the_last_inputs_across_calls_like_darknet():
+    model = build("[history]\nhistory_size=3\n", c=2, h=1, w=2)
+    assert set_time_steps(model, 2) == 1
+    prev = [0.0] * 2 * 12
+    for call in range(3):
+        x = randn(4, 2, 1, 2, seed=call)  # 2 steps × 2 sequences
+        want, prev = history_reference([flat(s) for s in x], 2, 2, 3, prev)
+        assert_close(run(model, x), [v for row in want for v in row])
+
+
+def test_history_at_one_time_step_copies_the_input_and_leaves_zeros():
+    model = build("[history]\nhistory_size=3\n", c=2, h=1, w=2)
+    x = randn(2, 2, 1, 2)
+    want, _ = history_reference([flat(s) for s in x], 2, 1, 3, [])
+    assert_close(run(model, x), [v for row in want for v in row])
+    assert model.spec.layers[0].shape == (6, 1, 2)

@@ -1,4 +1,4 @@
-"""Darknet's recurrent layers `[rnn]`, `[crnn]`, `[lstm]` and `[gru]`, with state carried across calls.
+"""Darknet's recurrent layers `[rnn]`, `[crnn]`, `[lstm]`, `[gru]` and `[history]`, with state carried across calls.
 
 Time and batch: darknet runs a recurrent layer on a batch of `time_steps × batch` samples, sample
 `t·batch + b` being step t of sequence b (make_*_layer divides the network batch by `time_steps`).
@@ -220,6 +220,31 @@ class GRU(Recurrent):
         h = torch.sigmoid(self.input_h_layer(x) + self.state_h_layer(r * s))
         out = z * s + (1 - z) * h
         return out, (out,)
+
+
+class History(Recurrent):
+    """`[history]` (forward_history_layer): with time_steps > 1 the output stacks the last
+    `history_size` inputs along channels, newest first (channels [0, c) the current input, then the
+    previous output's first (history_size − 1)·c channels). With time_steps=1, darknet's inference
+    setting, darknet copies only the input: channels past c stay zero and no history is kept."""
+
+    def __init__(self, channels: int, history_size: int = 4, time_steps: int = 1):
+        super().__init__(time_steps)
+        self.channels = channels
+        self.history_size = history_size
+
+    def initial_state(self, n: int, like: torch.Tensor) -> State:
+        return (like.new_zeros(n, self.channels * self.history_size, *like.shape[2:]),)
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        (previous,) = state
+        out = torch.cat([x, previous[:, : self.channels * (self.history_size - 1)]], dim=1)
+        return out, (out,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.time_steps == 1:
+            return torch.cat([x, x.new_zeros(x.shape[0], self.channels * (self.history_size - 1), *x.shape[2:])], dim=1)
+        return super().forward(x)
 
 
 def reset_state(network: nn.Module) -> int:

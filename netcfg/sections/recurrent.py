@@ -1,4 +1,4 @@
-"""Darknet's recurrent section types `[rnn]`, `[crnn]`, `[lstm]` and `[gru]`, with parser.c's keys and defaults.
+"""Darknet's recurrent sections `[rnn]`, `[crnn]`, `[lstm]`, `[gru]`, `[history]`, with parser.c's keys and defaults.
 
 They run as darknet's inference does (one time step per call, state carried from call to call in
 eval mode); `[net] time_steps` is a training setting, accepted and kept. See `netcfg.modules.recurrent`
@@ -167,3 +167,20 @@ class GRUSection(_Gated):
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return self._call(m.GRU, shapes, ctx)
+
+
+@register("history", family="darknet")
+class HistorySection(Section):
+    """`[history]`: the last `history_size` inputs stacked along channels (C·history_size×H×W) when
+    run with time_steps > 1; at time_steps=1 (darknet's inference) the input then zeros, as darknet."""
+
+    example: ClassVar[str] = "[history]\nhistory_size=3\n"
+
+    history_size: int = Field(4, gt=0)
+
+    def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
+        c, h, w = shapes[0]
+        return c * self.history_size, h, w
+
+    def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
+        return LayerCall(m.History, dict(channels=shapes[0][0], history_size=self.history_size))
