@@ -22,17 +22,8 @@ from .values import Refs, Shape
 
 #: Darknet sections netcfg refuses on purpose, with the reason shown to the user.
 REFUSED = {
-    "rnn": "recurrent layers are not supported",
-    "gru": "recurrent layers are not supported",
-    "lstm": "recurrent layers are not supported",
-    "crnn": "recurrent layers are not supported",
     "conv_lstm": "recurrent layers are not supported",
-    "history": "recurrent layers are not supported",
-    "contrastive": "training-only (loss) layers are not supported",
-    "detection": "the YOLOv1 detection layer is not supported",
-    "local": "locally connected layers are not supported",
     "deconvolutional": "deconvolutional layers are not supported",
-    "implicit": "implicit knowledge layers are not supported",
 }
 
 #: `[net]` key listing the network outputs (indices or labels), in the order `model(x)` returns them.

@@ -1,3 +1,3 @@
 """Every built-in section type. Importing a family module registers its sections."""
 
-from . import attention, backbone, context, conv, darknet, fusion, pyramid, transform  # noqa: F401
+from . import attention, backbone, context, conv, darknet, fusion, legacy, pyramid, recurrent, transform  # noqa: F401
