@@ -20,9 +20,11 @@ Plan = tuple[tuple[int, ...], list[tuple[int, ...]]]
 class Network(nn.Module):
     """A darknet-style network. `layers[i]` is darknet layer i.
 
-    `model(x)` returns the outputs of the output layers (`[yolo]`/`[region]`) as a list, else the
-    last layer's output; `model(x, return_layers=[i, "label", ...])` returns a dict of those layers'
-    outputs keyed as given: indices (negative ones count from the end) or labels (`spec.labels`).
+    With detection heads (`[yolo]`/`[region]`/`[Gaussian_yolo]`) `model(x)` returns the output layers'
+    outputs as a list, the heads decoded to boxes in `x`'s pixels in eval mode (`decode`) and as their
+    layer outputs (darknet's `l.output`) in train mode; without heads, the last layer's output.
+    `model(x, return_layers=[i, "label", ...])` returns a dict of those layers' outputs (never decoded)
+    keyed as given: indices (negative ones count from the end) or labels (`spec.labels`).
     """
 
     def __init__(self, spec: Spec, layers: Sequence[nn.Module]):
@@ -70,9 +72,18 @@ class Network(nn.Module):
                 del outs[j]
         if keys is not None:
             return {key: outs[j] for key, j in zip(keys, wanted)}
+        outputs = [outs[i] for i in self._outputs]
         if self._list_output:
-            return [outs[i] for i in self._outputs]
-        return outs[self._outputs[-1]] if len(self._outputs) == 1 else [outs[i] for i in self._outputs]
+            return outputs if self.training else self.decode(outputs, x)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def decode(self, outputs: Sequence[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+        """The output layers' outputs (as train mode returns them) with each head's decoded to boxes
+        in pixels of the network input `x` (only its size is read); other outputs pass unchanged."""
+        return [
+            self.layers[i].decode(out, x) if self.spec.layers[i].section.is_output else out
+            for i, out in zip(self._outputs, outputs, strict=True)
+        ]
 
     def fuse(self) -> Network:
         """Fold every batch norm into its convolution and collapse re-parameterisable blocks, in place,

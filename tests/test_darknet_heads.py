@@ -1,5 +1,6 @@
-"""[yolo], [region] and [Gaussian_yolo] decoding against per-cell loops transcribed from darknet
-(forward_*_layer activations, then get_*_box / get_*_detections), boxes scaled to input pixels."""
+"""[yolo], [region] and [Gaussian_yolo] decoding (eval-mode `model(x)`, i.e. each head's `decode` of its
+output) against per-cell loops transcribed from darknet (forward_*_layer activations, then get_*_box /
+get_*_detections), boxes scaled to pixels of the input given: darknet after resize_network to it."""
 
 import math
 
@@ -11,30 +12,32 @@ import netcfg
 
 NET_W, NET_H = 96, 64
 H, W = 4, 6
+STRIDE = 16
 
 
-def head_input(channels: int, scale: float = 1.5) -> torch.Tensor:
-    return torch.randn(2, channels, H, W, generator=torch.Generator().manual_seed(channels)) * scale
+def head_input(channels: int, scale: float = 1.5, h: int = H, w: int = W) -> torch.Tensor:
+    return torch.randn(2, channels, h, w, generator=torch.Generator().manual_seed(channels)) * scale
 
 
 def run_head(section: str, x: torch.Tensor, train: bool = False) -> torch.Tensor:
-    """Runs `section` on the H×W grid `x` inside a NET_W×NET_H network: a 1×1 max pool with
-    stride 16 hands the head the input's every 16th pixel, where `x` is placed."""
-    c = x.shape[1]
+    """Runs `section` on the grid `x` inside a NET_W×NET_H network fed a (16·h)×(16·w) image: a 1×1
+    max pool with stride 16 hands the head the image's every 16th pixel, where `x` is placed."""
+    b, c, h, w = x.shape
     model = netcfg.build(f"[net]\nwidth={NET_W}\nheight={NET_H}\nchannels={c}\n[maxpool]\nsize=1\nstride=16\n{section}")
     model.train(train)
-    image = torch.zeros(x.shape[0], c, NET_H, NET_W)
-    image[:, :, ::16, ::16] = x
+    image = torch.zeros(b, c, STRIDE * h, STRIDE * w)
+    image[:, :, ::STRIDE, ::STRIDE] = x
     with torch.no_grad():
         (out,) = model(image)
     return out
 
 
-def yolo_reference(x, biases, mask, classes, scale_x_y, new_coords):
-    """forward_yolo_layer on one image, then get_yolo_box per cell in get_yolo_detections order;
-    rows are returned in netcfg's order (anchor, row, column)."""
+def yolo_reference(x, biases, mask, classes, scale_x_y, new_coords, h=H, w=W):
+    """forward_yolo_layer on one image's h×w grid, then get_yolo_box per cell in get_yolo_detections order
+    with netw×neth the input's size (STRIDE·w × STRIDE·h); rows in netcfg's order (anchor, row, column)."""
+    net_w, net_h = STRIDE * w, STRIDE * h  # darknet's net.w, net.h after resize_network
     out = list(x)
-    wh, entries = W * H, 5 + classes
+    wh, entries = w * h, 5 + classes
     for n in range(len(mask)):
         base = n * wh * entries
         if not new_coords:
@@ -46,20 +49,20 @@ def yolo_reference(x, biases, mask, classes, scale_x_y, new_coords):
             out[i] = out[i] * scale_x_y + -0.5 * (scale_x_y - 1)
     rows = {}
     for i in range(wh):
-        row, col = i // W, i % W
+        row, col = i // w, i % w
         for n in range(len(mask)):
             index = n * wh * entries + i
             s = wh
-            bx = (col + out[index]) / W
-            by = (row + out[index + s]) / H
+            bx = (col + out[index]) / w
+            by = (row + out[index + s]) / h
             if new_coords:
-                bw = out[index + 2 * s] * out[index + 2 * s] * 4 * biases[2 * mask[n]] / NET_W
-                bh = out[index + 3 * s] * out[index + 3 * s] * 4 * biases[2 * mask[n] + 1] / NET_H
+                bw = out[index + 2 * s] * out[index + 2 * s] * 4 * biases[2 * mask[n]] / net_w
+                bh = out[index + 3 * s] * out[index + 3 * s] * 4 * biases[2 * mask[n] + 1] / net_h
             else:
-                bw = math.exp(out[index + 2 * s]) * biases[2 * mask[n]] / NET_W
-                bh = math.exp(out[index + 3 * s]) * biases[2 * mask[n] + 1] / NET_H
+                bw = math.exp(out[index + 2 * s]) * biases[2 * mask[n]] / net_w
+                bh = math.exp(out[index + 3 * s]) * biases[2 * mask[n] + 1] / net_h
             scores = [out[index + (4 + j) * s] for j in range(1 + classes)]
-            rows[n * wh + i] = [bx * NET_W, by * NET_H, bw * NET_W, bh * NET_H, *scores]
+            rows[n * wh + i] = [bx * net_w, by * net_h, bw * net_w, bh * net_h, *scores]
     return [v for k in sorted(rows) for v in rows[k]]
 
 
@@ -79,17 +82,18 @@ def test_yolo_decoding_matches_get_yolo_box(scale_x_y, new_coords):
     assert_close(out, want, rtol=1e-5, atol=1e-4)
 
 
-def test_yolo_train_mode_returns_the_raw_predictions():
+def test_yolo_train_mode_returns_the_layer_output_undecoded():
     x = head_input(14)
-    out = run_head("[yolo]\nmask=0,1\nanchors=1,2,3,4\nnum=2\nclasses=2\n", x, train=True)
-    assert tuple(out.shape) == (2, 2, H, W, 7)
-    assert torch.equal(out[1, 1, 2, 3], x[1, 7:14, 2, 3])
+    out = run_head("[yolo]\nmask=0,1\nanchors=1,2,3,4\nnum=2\nclasses=2\nnew_coords=1\n", x, train=True)
+    assert torch.equal(out, x)  # new_coords, scale_x_y=1: darknet's l.output is its input
 
 
-def region_reference(x, biases, num, classes, use_softmax):
-    """forward_region_layer on one image (flatten to location-major, logistic objectness, softmax
-    classes), then get_region_box per cell as get_region_boxes does; rows in netcfg's order."""
-    wh, size = W * H, classes + 5
+def region_reference(x, biases, num, classes, use_softmax, h=H, w=W):
+    """forward_region_layer on one image's h×w grid (flatten to location-major, logistic objectness, softmax
+    classes), then get_region_box per cell as get_region_boxes does, boxes times the input's size;
+    rows in netcfg's order."""
+    net_w, net_h = STRIDE * w, STRIDE * h  # the image size get_region_boxes scales by
+    wh, size = w * h, classes + 5
     layers = size * num
     out = [0.0] * len(x)
     for c in range(layers):  # flatten(l.output, l.w*l.h, size*l.n, l.batch, 1)
@@ -102,16 +106,16 @@ def region_reference(x, biases, num, classes, use_softmax):
             out[index + 5 : index + 5 + classes] = softmax(out[index + 5 : index + 5 + classes])
     rows = {}
     for i in range(wh):
-        row, col = i // W, i % W
+        row, col = i // w, i % w
         for n in range(num):
             index = i * num + n
             box = index * (classes + 5)
-            bx = (col + logistic(out[box + 0])) / W
-            by = (row + logistic(out[box + 1])) / H
-            bw = math.exp(out[box + 2]) * biases[2 * n] / W
-            bh = math.exp(out[box + 3]) * biases[2 * n + 1] / H
+            bx = (col + logistic(out[box + 0])) / w
+            by = (row + logistic(out[box + 1])) / h
+            bw = math.exp(out[box + 2]) * biases[2 * n] / w
+            bh = math.exp(out[box + 3]) * biases[2 * n + 1] / h
             scores = out[box + 4 : box + 5 + classes]
-            rows[n * wh + i] = [bx * NET_W, by * NET_H, bw * NET_W, bh * NET_H, *scores]
+            rows[n * wh + i] = [bx * net_w, by * net_h, bw * net_w, bh * net_h, *scores]
     return [v for k in sorted(rows) for v in rows[k]]
 
 
@@ -128,10 +132,11 @@ def test_region_decoding_matches_get_region_boxes(use_softmax, extra):
     assert_close(out, want, rtol=1e-5, atol=1e-4)
 
 
-def gaussian_reference(x, biases, mask, classes, scale_x_y, yolo_point):
-    """forward_gaussian_yolo_layer on one image, then get_gaussian_yolo_box per cell; rows are
-    x, y, w, h (pixels), uc[0..3], objectness, classes in netcfg's order."""
-    wh, entries = W * H, 9 + classes
+def gaussian_reference(x, biases, mask, classes, scale_x_y, yolo_point, h=H, w=W):
+    """forward_gaussian_yolo_layer on one image's h×w grid, then get_gaussian_yolo_box per cell with netw×neth
+    the input's size; rows are x, y, w, h (pixels), uc[0..3], objectness, classes in netcfg's order."""
+    net_w, net_h = STRIDE * w, STRIDE * h  # darknet's net.w, net.h after resize_network
+    wh, entries = w * h, 9 + classes
     out = list(x)
 
     def entry(n, loc, e):
@@ -147,20 +152,20 @@ def gaussian_reference(x, biases, mask, classes, scale_x_y, yolo_point):
                 out[k] = out[k] * scale_x_y + -0.5 * (scale_x_y - 1)
     rows = {}
     for i in range(wh):
-        row, col = i // W, i % W
+        row, col = i // w, i % w
         for n in range(len(mask)):
             index, s = entry(n, i, 0), wh
-            bw = math.exp(out[index + 4 * s]) * biases[2 * mask[n]] / NET_W
-            bh = math.exp(out[index + 6 * s]) * biases[2 * mask[n] + 1] / NET_H
-            bx = (col + out[index]) / W
-            by = (row + out[index + 2 * s]) / H
+            bw = math.exp(out[index + 4 * s]) * biases[2 * mask[n]] / net_w
+            bh = math.exp(out[index + 6 * s]) * biases[2 * mask[n] + 1] / net_h
+            bx = (col + out[index]) / w
+            by = (row + out[index + 2 * s]) / h
             if yolo_point == "left_top":
                 bx, by = bx + bw / 2, by + bh / 2
             elif yolo_point == "right_bottom":
                 bx, by = bx - bw / 2, by - bh / 2
             uc = [out[entry(n, i, e)] for e in (1, 3, 5, 7)]
             scores = [out[entry(n, i, 8 + j)] for j in range(1 + classes)]
-            rows[n * wh + i] = [bx * NET_W, by * NET_H, bw * NET_W, bh * NET_H, *uc, *scores]
+            rows[n * wh + i] = [bx * net_w, by * net_h, bw * net_w, bh * net_h, *uc, *scores]
     return [v for k in sorted(rows) for v in rows[k]]
 
 
@@ -177,6 +182,35 @@ def test_gaussian_yolo_decoding_matches_get_gaussian_yolo_box(scale_x_y, yolo_po
     want += gaussian_reference(flat(x[1]), biases, [2, 0], 2, scale_x_y, yolo_point)
     assert tuple(out.shape) == (2, 2 * H * W, 11)
     assert_close(out, want, rtol=1e-5, atol=1e-4)
+
+
+YOLO = "[yolo]\nmask=3,1\nanchors=10,13,16,30,33,23,30,61\nnum=4\nclasses=2\nscale_x_y=1.2\n"
+REGION = "[region]\nanchors=1.08,1.19,3.42,4.41,6.63,11.38\nclasses=3\nnum=3\nsoftmax=1\n"
+GAUSSIAN = "[Gaussian_yolo]\nmask=2,0\nanchors=10,13,16,30,33,23\nnum=3\nclasses=2\nyolo_point=left_top\n"
+
+
+@pytest.mark.parametrize(
+    "section, channels, reference",
+    [
+        (YOLO, 14, lambda x, h, w: yolo_reference(x, [10, 13, 16, 30, 33, 23, 30, 61], [3, 1], 2, 1.2, 0, h, w)),
+        (REGION, 24, lambda x, h, w: region_reference(x, [1.08, 1.19, 3.42, 4.41, 6.63, 11.38], 3, 3, 1, h, w)),
+        (GAUSSIAN, 22, lambda x, h, w: gaussian_reference(x, [10, 13, 16, 30, 33, 23], [2, 0], 2, 1, "left_top", h, w)),
+    ],
+    ids=["yolo", "region", "Gaussian_yolo"],
+)
+def test_an_input_other_than_the_nets_size_decodes_in_the_inputs_pixels(section, channels, reference):
+    h, w = 8, 5  # a 128×80 (H×W) input on a 64×96 [net]
+    x = head_input(channels, h=h, w=w)
+    out = run_head(section, x)
+    assert_close(out, reference(flat(x[0]), h, w) + reference(flat(x[1]), h, w), rtol=1e-5, atol=1e-4)
+
+
+def test_a_smaller_input_keeps_its_boxes_on_the_image():
+    model = netcfg.build("yolov3-tiny").eval()  # [net] 416×416
+    with torch.no_grad():
+        small, large = model(torch.rand(1, 3, 224, 224))
+    centres = torch.cat((small, large), dim=1)[..., :2]
+    assert centres.min() >= 0 and centres.max() <= 224
 
 
 def test_missing_anchors_default_to_half_and_extra_ones_are_ignored():

@@ -6,7 +6,7 @@ the largest magnitude of each output). OpenCV folds batch norm with eps 1e-6 whe
 1e-5, so OpenCV reads a copy whose rolling variances are raised by 9e-6.
 
 What is compared: the input of every `[yolo]`/`[region]` head (the raw predictions), then each
-head's decoding against OpenCV's region output after converting layouts (OpenCV orders rows
+head's output decoded by its `decode` against OpenCV's region output after converting layouts (OpenCV orders rows
 row, column, anchor; normalises boxes by the network size; multiplies class scores by objectness
 and zeroes those below its threshold). Networks without heads: the last layer and, when that is
 a `[softmax]`, its input. Intermediate layers are not compared: OpenCV hands back stale buffers
@@ -249,23 +249,26 @@ def assert_depends_on_input(output: np.ndarray, what: str) -> None:
     assert spread > 100 * TOLERANCE * float(np.abs(output).max()), f"{what}: output barely depends on the input"
 
 
-def opencv_layout(model: netcfg.Network, index: int, decoded: np.ndarray) -> np.ndarray:
-    """netcfg's decoded head (B, A·H·W, 5+C) in OpenCV's region layout (B, H·W·A, 5+C)."""
-    head = model.layers[index]
+def opencv_layout(model: netcfg.Network, index: int, output: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """netcfg's head output decoded against the input `x` (B, A·H·W, 5+C), in OpenCV's region layout
+    (B, H·W·A, 5+C) with boxes relative to the input size."""
+    decoded = model.layers[index].decode(torch.from_numpy(output), torch.from_numpy(x)).numpy()
     _, h, w = model.spec.layers[index].shape
     b, n, k = decoded.shape
     rows = decoded.reshape(b, n // (h * w), h, w, k).transpose(0, 2, 3, 1, 4).reshape(b, n, k)
-    size = np.array([head.net_width, head.net_height] * 2, dtype=np.float32)
+    size = np.array([x.shape[3], x.shape[2]] * 2, dtype=np.float32)
     objectness = rows[..., 4:5]
     return np.concatenate([rows[..., :4] / size, objectness, rows[..., 5:] * objectness], axis=-1)
 
 
-def assert_decoding_matches(model: netcfg.Network, index: int, ours: np.ndarray, theirs: np.ndarray) -> None:
+def assert_decoding_matches(
+    model: netcfg.Network, index: int, ours: np.ndarray, theirs: np.ndarray, x: np.ndarray
+) -> None:
     """Boxes and objectness agree; class scores agree where OpenCV kept them. For `[yolo]` those
     it zeroed (below its threshold) are no larger than any it kept; for `[region]` OpenCV also
     runs its own non-maximum suppression (nms_threshold 0.4), which zeroes others too."""
     what = f"layer {index} [{model.spec.layers[index].section.type_name}] decoded"
-    expected = opencv_layout(model, index, ours)
+    expected = opencv_layout(model, index, ours, x)
     theirs = theirs.reshape(expected.shape)
     for column, name in enumerate(("x", "y", "w", "h", "objectness")):
         assert_close(expected[..., column], theirs[..., column], f"{what} {name}")
@@ -333,7 +336,7 @@ def compare_with_opencv(cfg_text: str, tmp_path: Path, seed: int = 0) -> None:
         if kind != "softmax":  # a saturated softmax may rightly give both images the same class
             assert_depends_on_input(ours[i], f"layer {i} [{kind}]")
     for i in heads:
-        assert_decoding_matches(model, i, ours[i], theirs[i])
+        assert_decoding_matches(model, i, ours[i], theirs[i], x)
 
 
 # ---------------------------------------------------------------- small cfgs written here

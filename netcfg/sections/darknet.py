@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..geometry import ConvGeometry, darknet_conv_out_size, darknet_pad_split
 from ..modules import darknet as m
+from ..modules import heads
 from ..registry import register
 from ..section import Context, LayerCall, Section, SpecError
 from ..values import PREVIOUS, Activation, Flag, FloatList, IntList, Ref, Refs, Shape
@@ -800,7 +801,8 @@ class _Masked(_Anchored):
 
 @register("yolo", family="darknet")
 class YoloSection(_Masked):
-    """`[yolo]`: decodes the previous layer's predictions for the anchors picked by `mask`."""
+    """`[yolo]`: the previous layer's predictions for the anchors picked by `mask`, activated as darknet
+    does; boxes come from the module's `decode`. Output layout: see `modules.heads.Yolo`."""
 
     example: ClassVar[str] = (
         "[convolutional]\nfilters=21\nsize=1\nactivation=linear\n"
@@ -818,11 +820,10 @@ class YoloSection(_Masked):
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return LayerCall(
-            m.Yolo,
+            heads.Yolo,
             dict(
                 anchors=self.selected_anchors(),
                 classes=self.classes,
-                net_size=(ctx.net.height, ctx.net.width),
                 scale_x_y=self.scale_x_y,
                 new_coords=self.new_coords,
             ),
@@ -832,7 +833,7 @@ class YoloSection(_Masked):
 @register("Gaussian_yolo", family="darknet")
 class GaussianYoloSection(_Masked):
     """`[Gaussian_yolo]`: YOLOv3 with a Gaussian (mean, uncertainty) per box coordinate; each anchor
-    predicts 9 + classes values. Output layout: see `modules.darknet.GaussianYolo`."""
+    predicts 9 + classes values. Output layout: see `modules.heads.GaussianYolo`."""
 
     example: ClassVar[str] = (
         "[convolutional]\nfilters=22\nsize=1\nactivation=linear\n"
@@ -850,11 +851,10 @@ class GaussianYoloSection(_Masked):
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return LayerCall(
-            m.GaussianYolo,
+            heads.GaussianYolo,
             dict(
                 anchors=self.selected_anchors(),
                 classes=self.classes,
-                net_size=(ctx.net.height, ctx.net.width),
                 scale_x_y=self.scale_x_y,
                 yolo_point=self.yolo_point,
             ),
@@ -863,8 +863,8 @@ class GaussianYoloSection(_Masked):
 
 @register("region", family="darknet")
 class RegionSection(_Anchored):
-    """`[region]` (YOLOv2): decodes num·(classes + 5) predictions per cell; anchors are in grid
-    cells. Output layout: see `modules.darknet.Region`.
+    """`[region]` (YOLOv2): num·(classes + 5) predictions per cell, activated as darknet does; anchors
+    are in grid cells. Output layout: see `modules.heads.Region`.
 
     `tree`/`map` (YOLO9000's hierarchical softmax, which needs darknet's tree file) are accepted;
     with `tree` set the class scores are returned as raw values, for the caller to apply the tree.
@@ -896,11 +896,10 @@ class RegionSection(_Anchored):
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         return LayerCall(
-            m.Region,
+            heads.Region,
             dict(
                 anchors=self.selected_anchors(),
                 classes=self.classes,
-                net_size=(ctx.net.height, ctx.net.width),
                 softmax=self.softmax and "tree" not in self.extras,
             ),
         )
