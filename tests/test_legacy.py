@@ -89,14 +89,47 @@ def test_detection_softmaxes_each_cells_classes_only():
     want = list(values)
     for i in range(4):  # forward_detection_layer: softmax(output + i·classes, classes)
         want[i * 3 : i * 3 + 3] = softmax(values[i * 3 : i * 3 + 3])
-    (out,) = model(x)
+    out = model(x, return_layers=[0])[0]
     assert_close(out, want)
+
+
+def get_detection_detections(values: list[float], side: int, n: int, classes: int, sqrt: bool, w: int, h: int):
+    """darknet's get_detection_detections (detection_layer.c) without the threshold: per cell and box,
+    [x, y, w, h, scale] + the cell's class scores, boxes in pixels of a w×h image."""
+    rows = []
+    for i in range(side * side):
+        row, col = i // side, i % side
+        for k in range(n):
+            p_index = side * side * classes + i * n + k
+            box_index = side * side * (classes + n) + (i * n + k) * 4
+            bx = (values[box_index + 0] + col) / side * w
+            by = (values[box_index + 1] + row) / side * h
+            bw = values[box_index + 2] ** (2 if sqrt else 1) * w
+            bh = values[box_index + 3] ** (2 if sqrt else 1) * h
+            rows.append([bx, by, bw, bh, values[p_index], *values[i * classes : i * classes + classes]])
+    return rows
+
+
+@pytest.mark.parametrize("sqrt", [0, 1])
+def test_detection_decodes_as_get_detection_detections(sqrt):
+    model = build(f"[detection]\nclasses=3\ncoords=4\nnum=2\nside=2\nsoftmax=1\nsqrt={sqrt}\n", c=52, h=1, w=1)
+    x = randn(1, 52, 1, 1)
+    image = torch.zeros(1, 3, 40, 60)
+    values = flat(model(x, return_layers=[0])[0])
+    got = model.layers[0].decode(model(x, return_layers=[0])[0], image)
+    assert got.shape == (1, 8, 8)
+    assert_close(got.flatten(), [v for r in get_detection_detections(values, 2, 2, 3, bool(sqrt), 60, 40) for v in r])
+
+
+def test_detection_needs_four_coords():
+    with pytest.raises(netcfg.CfgError, match="coords=1: darknet's detection boxes"):
+        build("[detection]\nclasses=2\ncoords=1\nnum=1\nside=2\n", c=12, h=1, w=1)
 
 
 def test_detection_without_softmax_passes_the_input_and_checks_its_size():
     model = build("[detection]\nclasses=2\ncoords=4\nnum=1\nside=2\n", c=7, h=2, w=2)
     x = randn(2, 7, 2, 2)
-    assert torch.equal(model(x)[0], x)
+    assert torch.equal(model(x, return_layers=[0])[0], x)
     with pytest.raises(netcfg.CfgError, match=r"side²·\(\(1\+coords\)·num \+ classes\)"):
         build("[detection]\nclasses=2\ncoords=4\nnum=2\nside=2\n", c=7, h=2, w=2)
 
@@ -151,10 +184,10 @@ def test_yolov1_layers_round_trip_through_a_weights_file(tmp_path):
 def test_yolov1_cfgs_build_and_run(name, shared_cfgs):
     model = netcfg.build(shared_cfgs / name, width=64, height=64)
     with torch.no_grad():
-        (out,) = model(torch.rand(1, 3, 64, 64))
+        (boxes,) = model(torch.rand(1, 3, 64, 64))
     detection = model.spec.layers[-1].section
     assert detection.type_name == "detection"
-    assert out.numel() == detection.side**2 * ((1 + detection.coords) * detection.num + detection.classes)
+    assert boxes.shape == (1, detection.side**2 * detection.num, 5 + detection.classes)
 
 
 def test_contrastive_cfg_returns_its_yolo_outputs(shared_cfgs):

@@ -55,9 +55,9 @@ class Detection(nn.Module):
     the side² cells' `classes` scores (the first side²·classes values) get a softmax. The layout
     is darknet's: side²·classes class scores, then side²·num objectness, then side²·num·coords boxes."""
 
-    def __init__(self, side: int, classes: int, softmax: bool = False):
+    def __init__(self, side: int, classes: int, num: int = 1, softmax: bool = False, sqrt: bool = False):
         super().__init__()
-        self.side, self.classes, self.softmax = side, classes, softmax
+        self.side, self.classes, self.num, self.softmax, self.sqrt = side, classes, num, softmax, sqrt
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.softmax:
@@ -66,6 +66,28 @@ class Detection(nn.Module):
         cells = self.side * self.side * self.classes
         scores = flat[:, :cells].reshape(-1, self.side * self.side, self.classes).softmax(-1)
         return torch.cat([scores.flatten(1), flat[:, cells:]], dim=1).view_as(x)
+
+    @torch.jit.export
+    def decode(self, output: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """forward's output → (B, side²·num, 5 + classes) rows as get_detection_detections reads them:
+        x, y, w, h in pixels of `image` (squared w, h with `sqrt`), objectness, the cell's class scores;
+        ordered cell (row-major), then box."""
+        b, cells, n, k = output.shape[0], self.side * self.side, self.num, self.classes
+        flat = output.reshape(b, -1)
+        scores = flat[:, : cells * k].reshape(b, cells, 1, k).expand(b, cells, n, k)
+        objectness = flat[:, cells * k : cells * (k + n)].reshape(b, cells, n, 1)
+        boxes = flat[:, cells * (k + n) : cells * (k + 5 * n)].reshape(b, cells, n, 4)
+        cell = torch.arange(cells, device=output.device).to(output.dtype)
+        col = (cell % self.side).reshape(1, cells, 1)
+        row = torch.div(cell, self.side, rounding_mode="floor").reshape(1, cells, 1)
+        width, height = image.shape[-1], image.shape[-2]
+        power = 2.0 if self.sqrt else 1.0
+        x = (boxes[..., 0] + col) / self.side * width
+        y = (boxes[..., 1] + row) / self.side * height
+        w = boxes[..., 2].pow(power) * width
+        h = boxes[..., 3].pow(power) * height
+        rows = torch.cat((torch.stack((x, y, w, h), dim=-1), objectness, scores), dim=-1)
+        return rows.reshape(b, cells * n, 5 + k)
 
 
 class Implicit(nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..modules import darknet as dm
 from ..modules import legacy as m
@@ -71,8 +71,8 @@ class LocalSection(Section):
 class DetectionSection(Section):
     """`[detection]` (YOLOv1): side×side cells, each with `classes` scores, `num` objectness values and
     `num` boxes of `coords` values. The output is forward_detection_layer's at inference: the input
-    (class scores softmaxed per cell when `softmax=1`), same shape; `sqrt` and `rescore` only
-    matter when decoding boxes, and the loss keys only in training."""
+    (class scores softmaxed per cell when `softmax=1`), same shape; `decode` gives its boxes (`sqrt`
+    squares w and h there); `rescore` and the loss keys only matter in training."""
 
     example: ClassVar[str] = (
         "[connected]\noutput=28\nactivation=linear\n[detection]\nclasses=2\ncoords=4\nnum=1\nside=2\nsoftmax=1\n"
@@ -86,6 +86,14 @@ class DetectionSection(Section):
     coords: int = Field(1, ge=0)
     classes: int = Field(1, ge=0)
     rescore: Flag = False
+
+    @field_validator("coords")
+    @classmethod
+    def _four_coords(cls, value: int) -> int:
+        if value != 4:
+            raise ValueError(f"coords={value}: darknet's detection boxes (get_detection_detections) have exactly 4")
+        return value
+
     num: int = Field(1, gt=0)
     side: int = Field(7, gt=0)
     softmax: Flag = False
@@ -103,7 +111,9 @@ class DetectionSection(Section):
         return shapes[0]
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
-        return LayerCall(m.Detection, dict(side=self.side, classes=self.classes, softmax=self.softmax))
+        return LayerCall(
+            m.Detection, dict(side=self.side, classes=self.classes, num=self.num, softmax=self.softmax, sqrt=self.sqrt)
+        )
 
 
 @register("implicit", family="darknet")
