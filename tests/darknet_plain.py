@@ -30,6 +30,7 @@ DARKNET_TYPES = {
     "yolo",
     "region",
     "reorg",
+    "lrn",
     "activation",
     "batchnorm",
     "crop",
