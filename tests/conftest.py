@@ -1,4 +1,9 @@
-"""Shared fixtures: the shared darknet cfg folder (skipped when absent) and small helpers."""
+"""Shared fixtures: the shared darknet cfg folder (skipped when absent) and small helpers.
+
+Hypothesis profiles: `ci` (bounded, derandomized, no shrinking so a failure costs no extra time; loaded
+by default) and `long` (many more examples, random seeds, shrunk failures); pick one with
+`NETCFG_HYPOTHESIS_PROFILE=long`.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,24 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
+
+_SLOW_DRAWS = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=_SLOW_DRAWS,
+)
+settings.register_profile("long", max_examples=1000, deadline=None, suppress_health_check=_SLOW_DRAWS)
+settings.load_profile(os.environ.get("NETCFG_HYPOTHESIS_PROFILE", "ci"))
 
 SHARED_CFGS = Path(__file__).resolve().parents[1].parent / "shared" / "darknet-cfg"
 
 torch.set_num_threads(1)
-
-#: Hypothesis profiles: `ci` (the default) is bounded and reproducible; `NETCFG_HYPOTHESIS_PROFILE=long`
-#: runs a longer campaign by hand.
-settings.register_profile(
-    "ci", max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile("long", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("NETCFG_HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

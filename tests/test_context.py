@@ -80,21 +80,54 @@ def test_rfbs_matches_functional_recomputation(stride):
     assert kernel_shapes(sd, "branches.3") == [(2, 16, 1, 1), (3, 2, 1, 3), (4, 3, 3, 1), (4, 4, 3, 3)]
 
 
-def ssh_reference(x, sd):
-    stem = conv_bn(x, sd, "stem", padding=1)
-    one = conv_bn(stem, sd, "branch1", padding=1)
-    two = conv_bn(conv_bn(stem, sd, "branch2.0", padding=1), sd, "branch2.1", padding=1)
-    return torch.cat([one, two], dim=1)
+def ssh_context(x: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+    """SSH's context module (Najibi et al. 2017, Fig. 4): a shared 3×3 conv to X/2 channels, then a
+    3×3 conv (5×5 receptive field) and two chained 3×3 convs (7×7), concatenated and ReLU'd as the
+    detection module does after its concat. netcfg adds batch norm (eval) after every conv."""
+
+    def conv3x3(t: torch.Tensor, name: str, relu: bool) -> torch.Tensor:
+        t = F.conv2d(t, weights[f"{name}.conv.weight"], padding=1)
+        mean, var = weights[f"{name}.bn.running_mean"], weights[f"{name}.bn.running_var"]
+        scale = weights[f"{name}.bn.weight"] / torch.sqrt(var + 1e-5)
+        t = t * scale[:, None, None] + (weights[f"{name}.bn.bias"] - mean * scale)[:, None, None]
+        return t.clamp_min(0) if relu else t
+
+    shared = conv3x3(x, SSH_NAMES["shared"], relu=True)
+    five = conv3x3(shared, SSH_NAMES["5x5"], relu=False)
+    seven = conv3x3(conv3x3(shared, SSH_NAMES["7x7 first"], relu=True), SSH_NAMES["7x7 second"], relu=False)
+    return torch.cat([five, seven], dim=1).clamp_min(0)
+
+
+#: The paper's convolutions → the module's parameter prefixes.
+SSH_NAMES = {"shared": "stem", "5x5": "branch1", "7x7 first": "branch2.0", "7x7 second": "branch2.1"}
 
 
 @pytest.mark.parametrize("filters, out_c", [("", 8), ("filters=6\n", 6)])
-def test_ssh_matches_functional_recomputation(filters, out_c):
+def test_ssh_matches_the_paper_context_module(filters, out_c):
     model = build("[ssh]\n" + filters, c=8, h=6, w=5)
     assert model.spec.layers[-1].shape == (out_c, 6, 5)
+    weights = model.layers[0].state_dict()
+    assert {k.rsplit(".", 2)[0] for k in weights} == set(SSH_NAMES.values())
     x = torch.randn(2, 8, 6, 5, dtype=torch.float64)
     with torch.no_grad():
         out = model(x)
-    torch.testing.assert_close(out, ssh_reference(x, model.layers[0].state_dict()), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(out, ssh_context(x, weights), rtol=1e-10, atol=1e-10)
+
+
+def test_ssh_branches_see_5x5_and_7x7_windows():
+    """The first filters/2 channels depend on a 5×5 window of the input, the rest on a 7×7 one
+    (positive weights and inputs, so no ReLU hides a dependence)."""
+    model = build("[ssh]\nfilters=4\n", c=2, h=11, w=11)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            t.copy_(t.abs() if "running_mean" not in name else torch.zeros_like(t))
+    x = torch.rand(1, 2, 11, 11, dtype=torch.float64, requires_grad=True)
+    windows = []
+    for half in (slice(0, 2), slice(2, 4)):
+        (grad,) = torch.autograd.grad(model(x)[0, half, 5, 5].sum(), x)
+        rows, cols = (grad[0].abs().sum(0) > 0).nonzero().T
+        windows.append((int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)))
+    assert windows == [(5, 5), (7, 7)]
 
 
 @pytest.mark.parametrize(

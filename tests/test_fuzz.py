@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import netcfg
@@ -47,6 +47,7 @@ def mutated(draw) -> str:
     return "\n".join(lines)
 
 
+@settings(max_examples=4 * settings.default.max_examples)
 @given(mutated())
 def test_mutated_cfgs_parse_or_give_located_errors(text):
     with warnings.catch_warnings():
