@@ -85,6 +85,13 @@ class Network(nn.Module):
             for i, out in zip(self._outputs, outputs, strict=True)
         ]
 
+    def reset_state(self) -> Network:
+        """Forget the state recurrent layers carry across calls (`[rnn]`, `[lstm]`, ...); returns self."""
+        for module in self.modules():
+            if module is not self and callable(getattr(type(module), "reset_state", None)):
+                module.reset_state()
+        return self
+
     def fuse(self) -> Network:
         """Fold every batch norm into its convolution and collapse re-parameterisable blocks, in place,
         for inference: equal to the eval-mode network. Fusing again changes nothing."""

@@ -112,7 +112,7 @@ class CRNNSection(Section):
                 outputs=self.output,
                 size=self.size,
                 stride=self.stride,
-                padding=self.effective_padding,
+                padding=self.effective_padding * self.dilation,  # pixels: darknet's im2col pads pad·dilation
                 dilation=self.dilation,
                 groups=self.effective_groups,
                 activation_name=self.activation,
