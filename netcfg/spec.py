@@ -97,7 +97,7 @@ def validate_section(raw: RawSection, index: int | None, errors: Diagnostics, st
     model = entry.model
     accepted = section_keys(model)
     ok = True
-    for key in raw.options.keys() - accepted:
+    for key in [key for key in raw.options if key not in accepted]:
         ok = _unknown_key(raw, index, key, model, errors, strict) and ok
     fields = {f.alias or n for n, f in model.model_fields.items()}
     values = {k: o.value for k, o in raw.options.items() if k in fields}

@@ -161,8 +161,9 @@ def prepare(model: netcfg.Network) -> netcfg.Network:
 
 
 def outputs(model: netcfg.Network, x: torch.Tensor) -> list[torch.Tensor]:
+    """The model's outputs for `x`, from a fresh recurrent state (so calls compare alike)."""
     with torch.no_grad():
-        out = model(x)
+        out = model.reset_state()(x)
     return out if isinstance(out, list) else [out]
 
 

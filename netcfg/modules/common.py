@@ -105,3 +105,11 @@ class ConvBNAct(nn.Module):
             self.conv = fuse_conv_bn(self.conv, self.bn)
             self.bn = None
         return self
+
+
+def constant(values: list[list[float]], like: torch.Tensor) -> torch.Tensor:
+    """A fixed 2-D kernel in `like`'s dtype and device, made from Python numbers with ops that script
+    and trace cleanly (`torch.tensor` in forward is frozen into a trace with a warning)."""
+    return torch.stack(
+        [torch.stack([torch.full([], v, dtype=like.dtype, device=like.device) for v in row]) for row in values]
+    )

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import activation
-from .common import DARKNET_BN_MOMENTUM, ConvBNAct, bn_scale_shift, fold_bn
+from .common import DARKNET_BN_MOMENTUM, ConvBNAct, bn_scale_shift, constant, fold_bn
 from .darknet import DarknetConv
 
 
@@ -237,12 +237,11 @@ class Ghost(nn.Module):
         return torch.cat([x, self.cheap(x)], dim=1)[:, : self.filters]
 
 
-def binomial_filter(size: int, like: torch.Tensor) -> torch.Tensor:
-    """The normalised 2-D binomial (Pascal's triangle row ⊗ itself) low-pass filter, size×size, in
-    `like`'s dtype and device."""
-    row = torch.tensor([math.comb(size - 1, i) for i in range(size)], dtype=like.dtype, device=like.device)
-    kernel = row[:, None] * row[None, :]
-    return kernel / kernel.sum()
+def binomial_filter(size: int) -> list[list[float]]:
+    """The normalised 2-D binomial (Pascal's triangle row ⊗ itself) low-pass filter, size×size."""
+    row = [math.comb(size - 1, i) for i in range(size)]
+    total = sum(row) ** 2
+    return [[a * b / total for b in row] for a in row]
 
 
 class BlurPool(nn.Module):
@@ -254,13 +253,14 @@ class BlurPool(nn.Module):
         self.channels, self.filt_size, self.stride = channels, filt_size, stride
         before = (filt_size - 1) // 2
         after = filt_size - 1 - before
-        self.pad = (before, after, before, after)
+        self.pad = [before, after, before, after]
         self.mode = "constant" if pad_type == "zero" else pad_type
+        self.taps = binomial_filter(filt_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if any(self.pad):
+        if self.filt_size > 1:
             x = F.pad(x, self.pad, mode=self.mode)
-        kernel = binomial_filter(self.filt_size, x).expand(self.channels, 1, self.filt_size, self.filt_size)
+        kernel = constant(self.taps, x).expand(self.channels, 1, self.filt_size, self.filt_size)
         return F.conv2d(x, kernel, stride=self.stride, groups=self.channels)
 
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import activation
-from .common import DARKNET_BN_MOMENTUM, fuse_conv_bn
+from .common import DARKNET_BN_MOMENTUM, constant, fuse_conv_bn
 
 #: Darknet's fixed anti-aliasing kernels (make_convolutional_layer / make_maxpool_layer).
 BLUR_KERNELS = {
@@ -28,20 +28,21 @@ class Blur(nn.Module):
 
     def __init__(self, channels: int, stride: tuple[int, int], mode: int = 1):
         super().__init__()
-        self.mode = mode
+        total = sum(sum(row) for row in BLUR_KERNELS[mode])
+        self.taps = [[v / total for v in row] for row in BLUR_KERNELS[mode]]
+        self.size = len(self.taps)
         self.stride = tuple(stride)
         self.padding = 1 if mode == 1 else 0
         self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kernel = torch.tensor(BLUR_KERNELS[self.mode], dtype=x.dtype, device=x.device)
-        kernel = (kernel / kernel.sum()).expand(self.channels, 1, *kernel.shape)
+        kernel = constant(self.taps, x).expand(self.channels, 1, self.size, self.size)
         return F.conv2d(x, kernel, None, self.stride, self.padding, 1, self.channels)
 
 
 def binarize_weights(w: torch.Tensor) -> torch.Tensor:
     """Darknet's binarize_weights: each filter becomes ±mean(|w|), + where w > 0."""
-    mean = w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
+    mean = w.abs().flatten(1).mean(dim=1).reshape(w.shape[:1] + (1,) * (w.dim() - 1))
     return torch.where(w > 0, mean, -mean)
 
 
@@ -400,7 +401,9 @@ class LRN(nn.Module):
         sq = x * x
         before, after = (self.size - 1) // 2, self.size // 2
         padded = F.pad(sq, (0, 0, 0, 0, before, after))
-        window = sum(padded[:, i : i + x.shape[1]] for i in range(self.size))
+        window = padded[:, : x.shape[1]]
+        for i in range(1, self.size):
+            window = window + padded[:, i : i + x.shape[1]]
         skipped = sq[:, self.size // 2 : self.size // 2 + 1]
         return x * (self.kappa + self.alpha * (window - skipped)) ** (-self.beta)
 
