@@ -62,3 +62,9 @@ class ConvGeometry:
         """Output (C, H, W) for an input (C, H, W), with `channels` output channels."""
         _, h, w = shape
         return channels, self.out_size(h, 0), self.out_size(w, 1)
+
+
+def blur_geometry(antialiasing: int, strides: tuple[int, int], channels: int) -> ConvGeometry:
+    """darknet's depthwise anti-aliasing blur at `strides`: 3×3 pad 1 (`antialiasing=1`) or 2×2 pad 0."""
+    size, pad = (3, 1) if antialiasing == 1 else (2, 0)
+    return ConvGeometry((size, size), strides, (pad, pad), groups=channels)

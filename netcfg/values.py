@@ -10,6 +10,11 @@ Shape = tuple[int, int, int]
 """A layer output as (channels, height, width), batch excluded."""
 
 
+def shape_text(shape: Shape) -> str:
+    """`C×H×W (C×H×W)`, as messages show a shape."""
+    return f"{shape[0]}×{shape[1]}×{shape[2]} (C×H×W)"
+
+
 def _split(value: object) -> object:
     """`"1, 2,3"` → `["1", "2", "3"]`; empty items are dropped as darknet's atoi loop skips them."""
     if isinstance(value, str):

@@ -23,7 +23,7 @@ from netcfg.codegen import IDENTIFIER, default_class_name, literal, to_python
 from netcfg.registry import section_types
 from netcfg.resources import bundled_cfgs
 from netcfg.section import EXAMPLE_NET, LayerCall
-from netcfg.sections.darknet import UpsampleSection
+from netcfg.sections.resample import UpsampleSection
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CFGS = REPO.parent / "shared" / "darknet-cfg"  # as in conftest.py
@@ -802,7 +802,7 @@ def test_literal_accepts_only_plain_values():
 
 @pytest.mark.parametrize("value", ["1.0); __import__('os')", torch.ones(1), float("nan")])
 def test_a_module_factory_returning_unprintable_arguments_is_refused(monkeypatch, value):
-    from netcfg.modules.darknet import Upsample
+    from netcfg.modules.resample import Upsample
 
     monkeypatch.setattr(UpsampleSection, "layer", lambda self, shapes, ctx: LayerCall(Upsample, {"scale": value}))
     with pytest.raises(netcfg.CfgError) as exc:

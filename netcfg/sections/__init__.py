@@ -1,3 +1,5 @@
-"""Every built-in section type. Importing a family module registers its sections."""
+"""Every built-in section type. Importing a family module registers its sections; darknet's own come
+first (in this order), so listings and the reference show them first."""
 
-from . import attention, backbone, context, conv, darknet, fusion, legacy, pyramid, recurrent, transform  # noqa: F401
+from . import darknet, resample, elementwise, heads, legacy, recurrent  # noqa: F401, I001
+from . import attention, backbone, context, conv, fusion, pyramid, transform  # noqa: F401

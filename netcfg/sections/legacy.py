@@ -7,8 +7,8 @@ from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from ..modules import darknet as dm
 from ..modules import legacy as m
+from ..modules.elementwise import Empty
 from ..registry import register
 from ..section import Context, LayerCall, Section, SpecError
 from ..values import Activation, Flag, Shape
@@ -153,4 +153,4 @@ class ContrastiveSection(Section):
     classes: int = Field(1000, gt=0)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
-        return LayerCall(dm.Empty)
+        return LayerCall(Empty)

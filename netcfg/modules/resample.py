@@ -1,0 +1,147 @@
+"""Darknet's resampling modules: pools with darknet's padding, upsample, reorg and crop."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .darknet import Blur
+
+
+def _darknet_pad(padding: int) -> tuple[int, int, int, int]:
+    """Darknet pools pad `padding // 2` on the left/top and the rest on the right/bottom."""
+    before = padding // 2
+    after = padding - before
+    return (before, after, before, after)
+
+
+class MaxPool(nn.Module):
+    """`[maxpool]`: darknet's padding (`padding` in all, `padding // 2` left/top, −inf fill);
+    with `antialiasing` the pool runs at stride 1 and a fixed blur applies the stride."""
+
+    def __init__(
+        self,
+        size: int,
+        stride: tuple[int, int],
+        padding: int,
+        channels: int = 1,
+        antialiasing: int = 0,
+    ):
+        super().__init__()
+        self.size = size
+        self.stride = (1, 1) if antialiasing else tuple(stride)
+        self.pad = _darknet_pad(padding)
+        self.blur = Blur(channels, stride, antialiasing) if antialiasing else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self.pad):
+            x = F.pad(x, self.pad, value=float("-inf"))
+        x = F.max_pool2d(x, self.size, self.stride)
+        return x if self.blur is None else self.blur(x)
+
+
+class MaxPoolDepth(nn.Module):
+    """`[maxpool] maxpool_depth=1`: output channel g is the maximum of input channels
+    g, g + out_channels, g + 2·out_channels, ... at each pixel."""
+
+    def __init__(self, out_channels: int):
+        super().__init__()
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = self.out_channels
+        full = -(-c // g) * g
+        if full != c:
+            x = F.pad(x, (0, 0, 0, 0, 0, full - c), value=float("-inf"))
+        return x.reshape(b, full // g, g, h, w).amax(dim=1)
+
+
+class LocalAvgPool(nn.Module):
+    """`[local_avgpool]`: average of the window's elements inside the image (padding excluded)."""
+
+    def __init__(self, size: int, stride: tuple[int, int], padding: int):
+        super().__init__()
+        self.size = size
+        self.stride = tuple(stride)
+        self.pad = _darknet_pad(padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ones = torch.ones_like(x[:1, :1])
+        if any(self.pad):
+            x, ones = F.pad(x, self.pad), F.pad(ones, self.pad)
+        total = F.avg_pool2d(x, self.size, self.stride, divisor_override=1)
+        count = F.avg_pool2d(ones, self.size, self.stride, divisor_override=1)
+        return total / count
+
+
+class GlobalAvgPool(nn.Module):
+    """`[avgpool]`: mean over height and width, giving C×1×1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True)
+
+
+class Upsample(nn.Module):
+    """`[upsample]`: nearest-neighbour ×stride, times `scale`; a negative stride downsamples by
+    summing each |stride|×|stride| block, times `scale` (darknet's upsample_cpu run backwards)."""
+
+    def __init__(self, stride: int = 2, scale: float = 1.0):
+        super().__init__()
+        self.stride = stride
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 0:
+            x = x.repeat_interleave(self.stride, dim=2).repeat_interleave(self.stride, dim=3)
+        else:
+            s = -self.stride
+            x = F.avg_pool2d(x, s, s, divisor_override=1)
+        return x * self.scale if self.scale != 1.0 else x
+
+
+class Reorg(nn.Module):
+    """Darknet's reorg_cpu as a tensor permutation, for `[reorg]` and `[reorg3d]`.
+
+    reorg_cpu(x, w, h, c, stride, forward) pairs element (k, j, i) of a c×h×w view with element
+    (k mod c', j·s + (k div c') div s, i·s + (k div c') mod s) of a c'×(h·s)×(w·s) view, c' = c/s².
+    With `forward=False` the output (c×h×w view) gathers from the input (c'×hs×ws view); with
+    `forward=True` the output (c'×hs×ws view) receives the input (c×h×w view). `dims` is (c, h, w)
+    as darknet passes them; `out_shape` is the layer's declared output shape, a view of the result.
+    """
+
+    def __init__(self, stride: int, dims: tuple[int, int, int], forward: bool, out_shape: tuple[int, int, int]):
+        super().__init__()
+        self.stride = stride
+        self.dims = tuple(dims)
+        self.scatter = forward
+        self.out_shape = tuple(out_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        s = self.stride
+        c, h, w = self.dims
+        c2 = c // (s * s)
+        if self.scatter:
+            y = x.reshape(b, s, s, c2, h, w).permute(0, 3, 4, 1, 5, 2)
+        else:
+            y = x.reshape(b, c2, h, s, w, s).permute(0, 3, 5, 1, 2, 4)
+        return y.reshape(b, *self.out_shape)
+
+
+class Crop(nn.Module):
+    """`[crop]` at inference: the centred crop_height × crop_width window (offsets rounded down),
+    mapped to x·2 − 1 unless `noadjust` (then unchanged)."""
+
+    def __init__(self, crop_height: int, crop_width: int, noadjust: bool = False):
+        super().__init__()
+        self.crop_height = crop_height
+        self.crop_width = crop_width
+        self.noadjust = noadjust
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top = (x.shape[2] - self.crop_height) // 2
+        left = (x.shape[3] - self.crop_width) // 2
+        x = x[:, :, top : top + self.crop_height, left : left + self.crop_width]
+        return x if self.noadjust else x * 2 - 1
