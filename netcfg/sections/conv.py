@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 
 from ..geometry import ConvGeometry, same_output
 from ..modules import conv as m
+from ..modules import dynamic, reparam
 from ..registry import register
 from ..section import Context, LayerCall, Section, SpecError
 from ..values import Activation, Flag, IntList, Shape
@@ -200,7 +201,7 @@ class AsymmetricConvSection(ConvVariant):
         return _odd(value, "size")
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
-        return LayerCall(m.AsymmetricConv, self.conv_kwargs(shapes))
+        return LayerCall(reparam.AsymmetricConv, self.conv_kwargs(shapes))
 
 
 @register("blaze", family="conv")
@@ -359,7 +360,7 @@ class ODConvSection(ConvVariant):
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         kwargs = self.conv_kwargs(shapes)
-        return LayerCall(m.ODConv, dict(kwargs, kernel_num=self.kernel_num, reduction=self.reduction))
+        return LayerCall(dynamic.ODConv, dict(kwargs, kernel_num=self.kernel_num, reduction=self.reduction))
 
     def bflops(self, shapes: list[Shape], output: Shape) -> float:
         c = shapes[0][0]
@@ -377,7 +378,7 @@ class RefConvSection(ConvVariant):
     example: ClassVar[str] = "[refconv]\nfilters=8\nsize=3\npad=1\nbatch_normalize=1\nactivation=leaky\n"
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
-        return LayerCall(m.RefConv, self.conv_kwargs(shapes))
+        return LayerCall(reparam.RefConv, self.conv_kwargs(shapes))
 
     def bflops(self, shapes: list[Shape], output: Shape) -> float:
         return 2 * self.conv_macs(shapes) / 1e9
