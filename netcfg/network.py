@@ -85,6 +85,19 @@ class Network(nn.Module):
             for i, out in zip(self._outputs, outputs, strict=True)
         ]
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """What `torch.jit.script(model)` compiles: the straight-line module `netcfg.to_python` writes
+        for this spec, holding this network's tensors (a loop over layers with per-layer inputs and a
+        `return_layers` argument does not script). Scripted, it returns what `model(x)` does."""
+        from .codegen.load import generated_class  # codegen imports the API, which imports this module
+
+        generated = generated_class(self.spec)()
+        reference = next(iter(self.state_dict().values()), None)
+        if reference is not None:
+            generated.to(device=reference.device, dtype=reference.dtype)
+        generated.load_state_dict(self.state_dict())
+        return generated.train(self.training)
+
     def reset_state(self) -> Network:
         """Forget the state recurrent layers carry across calls (`[rnn]`, `[lstm]`, ...); returns self."""
         for module in self.modules():

@@ -15,7 +15,7 @@ from ..modules.darknet import Route, Shortcut
 from ..section import LayerCall
 from ..spec import LayerSpec
 from .layout import Group, Node
-from .literals import IDENTIFIER, value_node
+from .literals import IDENTIFIER, literal, value_node
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,11 @@ def inline_expression(call: LayerCall, args: list[str]) -> Node | None:
 
 
 def _inline_route(kwargs: dict[str, Any], args: list[str]) -> Node | None:
-    """A route without channel groups is its input or a concatenation along channels."""
-    if kwargs.get("groups", 1) != 1:
-        return None
+    """A route is its input or a concatenation along channels; with channel groups, of each input's
+    group `group_id`, as `Route` takes it (so TorchScript never meets `Route`'s variadic forward)."""
+    groups, group_id = kwargs.get("groups", 1), kwargs.get("group_id", 0)
+    if groups != 1:
+        args = [f"{arg}.chunk({literal(groups)}, dim=1)[{literal(group_id)}]" for arg in args]
     return args[0] if len(args) == 1 else Group("torch.cat(", (Group("[", tuple(args), "]"), "dim=1"), ")")
 
 

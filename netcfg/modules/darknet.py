@@ -121,6 +121,7 @@ class Route(nn.Module):
         self.groups = groups
         self.group_id = group_id
 
+    @torch.jit.unused  # variadic: TorchScript cannot compile it; generated code writes routes inline
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         if self.groups > 1:
             xs = tuple(x.chunk(self.groups, dim=1)[self.group_id] for x in xs)
@@ -167,6 +168,7 @@ class Shortcut(nn.Module):
             return e / (eps + e.sum(dim=0, keepdim=True))
         return w
 
+    @torch.jit.unused  # variadic: TorchScript cannot compile it; generated code writes plain sums inline
     def forward(self, x: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
         w = self._normalized_weights() if self.weights is not None else None
