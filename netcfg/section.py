@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
 from torch import nn
 
+from .geometry import ConvGeometry
 from .values import PREVIOUS, Ref, Shape
 
 #: The largest magnitude of an integer key: darknet reads them with atoi into a C int.
@@ -106,6 +107,12 @@ class Section(BaseModel):
     def extras(self) -> dict[str, str]:
         """Accepted keys without effect at inference, as written."""
         return self._extras
+
+    @property
+    def geometry(self) -> ConvGeometry | None:
+        """The window the section slides (kernel, strides, pixel padding, dilation, groups), if any:
+        shape inference, module arguments, BFLOPs and the summary all read this one value."""
+        return None
 
     def inputs(self) -> list[Ref]:
         """The layers this section reads, in order; the previous layer unless overridden."""

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from .budget import Estimate, estimate
-from .geometry import ConvGeometry
 from .network import Network
 from .spec import NETWORK_INPUT, LayerSpec
 from .values import Shape
@@ -93,8 +92,8 @@ def measure_bflops(model: Network) -> list[float]:
 def _geometry(layer: LayerSpec) -> str:
     """darknet's `size x size/stride(dilation)` column from the section's geometry, when it has one;
     strides are shown x×y when they differ."""
-    geometry = getattr(layer.section, "geometry", None)
-    if not isinstance(geometry, ConvGeometry):
+    geometry = layer.section.geometry
+    if geometry is None:
         return ""
     (kh, kw), (sy, sx) = geometry.kernel, geometry.strides
     stride = str(sy) if sy == sx else f"{sx}x{sy}"

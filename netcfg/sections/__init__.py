@@ -2,4 +2,4 @@
 first (in this order), so listings and the reference show them first."""
 
 from . import darknet, resample, elementwise, heads, legacy, recurrent  # noqa: F401, I001
-from . import attention, backbone, context, conv, fusion, pyramid, transform  # noqa: F401
+from . import attention, mixing, backbone, context, conv, fusion, pyramid, transform  # noqa: F401, I001
