@@ -114,6 +114,10 @@ class Section(BaseModel):
         shape inference, module arguments, BFLOPs and the summary all read this one value."""
         return None
 
+    def notes(self) -> list[tuple[str | None, str]]:
+        """Legal but suspicious values, as (key, message): reported as located CfgWarnings."""
+        return []
+
     def inputs(self) -> list[Ref]:
         """The layers this section reads, in order; the previous layer unless overridden."""
         return [PREVIOUS]

@@ -111,6 +111,8 @@ def validate_section(raw: RawSection, index: int | None, errors: Diagnostics, st
         return None
     ignored = set(model.ignored_keys) | TRAINING_KEYS
     section._extras.update({k: o.value for k, o in raw.options.items() if k in ignored and k not in fields})
+    for key, message in section.notes():
+        errors.warn(raw, index, message, key)
     return section if ok else None
 
 

@@ -212,3 +212,41 @@ def test_a_meta_device_build_loads_into_the_same_network():
     assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
     heads = {f"layers.{i}." for i in model.spec.outputs}
     assert not [key for key in model.state_dict() if key.startswith(tuple(heads))]
+
+
+# ---------------------------------------------------------------- anchors and masks past num
+
+MASKED = (
+    "[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nfilters=21\nsize=1\nactivation=linear\n"
+    "[yolo]\nmask={mask}\nanchors={anchors}\nnum={num}\nclasses=2\n"
+)
+
+
+def _parse_warnings(cfg: str) -> tuple[netcfg.Spec, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", netcfg.CfgWarning)
+        spec = netcfg.parse(cfg)
+    return spec, [str(w.message) for w in caught if issubclass(w.category, netcfg.CfgWarning)]
+
+
+def test_a_mask_past_num_uses_the_listed_pairs_with_a_located_warning():
+    """cspx-p7-mish.cfg: `mask=16,17,18,19` with `num=16` and 20 pairs listed; darknet reads past its array."""
+    cfg = MASKED.format(mask="3,4,5", anchors="1,2, 3,4, 5,6, 7,8, 9,10, 11,12", num=3)
+    spec, got = _parse_warnings(cfg)
+    assert got == [
+        "<cfg>:10:1: [yolo #1] mask: mask [3, 4, 5] reads past the num=3 anchors; using the pairs anchors= lists"
+    ]
+    assert spec.layers[1].section.selected_anchors() == ((7.0, 8.0), (9.0, 10.0), (11.0, 12.0))
+
+
+def test_a_mask_index_with_no_listed_pair_is_refused():
+    with pytest.raises(netcfg.CfgError) as exc:
+        netcfg.parse(MASKED.format(mask="3,4,6", anchors="1,2, 3,4, 5,6, 7,8, 9,10, 11,12", num=3))
+    (item,) = exc.value.items
+    assert (item.line, item.key) == (10, "mask") and "mask index 6 has no anchor" in item.message
+
+
+def test_missing_anchors_are_half_with_a_located_warning():
+    spec, got = _parse_warnings(MASKED.format(mask="0,1,2", anchors="4,5, 8,9", num=3))
+    assert got == ["<cfg>:11:1: [yolo #1] anchors: 4 values for num=3 pairs: missing ones are 0.5, as in darknet"]
+    assert spec.layers[1].section.selected_anchors() == ((4.0, 5.0), (8.0, 9.0), (0.5, 0.5))

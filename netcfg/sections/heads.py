@@ -23,16 +23,22 @@ YOLO_TRAINING_KEYS = frozenset(
 )
 
 
+#: More anchors than this per head are refused: real cfgs use up to 20, and each costs filters.
+MAX_ANCHORS = 1024
+
+
 class _Anchored(Section):
     """Keys shared by the detection heads: classes, anchors (`num` pairs) and an optional mask.
 
-    As darknet, anchors beyond `num` pairs are ignored and missing ones default to 0.5.
+    As darknet, missing anchors default to 0.5 (with a warning). A mask index at or past `num` reads
+    past darknet's anchor array; netcfg uses the pair `anchors=` lists there (with a warning) and
+    refuses the index only when no pair is listed.
     """
 
     is_output: ClassVar[bool] = True
 
     classes: int = Field(20, ge=0)
-    num: int = Field(1, gt=0)
+    num: int = Field(1, gt=0, le=MAX_ANCHORS)
     anchors: FloatList = ()
 
     @property
@@ -40,8 +46,22 @@ class _Anchored(Section):
         return tuple(range(self.num))
 
     def selected_anchors(self) -> tuple[tuple[float, float], ...]:
-        anchors = (*self.anchors[: 2 * self.num], *(0.5,) * max(0, 2 * self.num - len(self.anchors)))
+        anchors = (*self.anchors, *(0.5,) * max(0, 2 * self.num - len(self.anchors)))
         return tuple((anchors[2 * i], anchors[2 * i + 1]) for i in self.used_mask)
+
+    def notes(self) -> list[tuple[str | None, str]]:
+        notes: list[tuple[str | None, str]] = []
+        if len(self.anchors) < 2 * self.num:
+            notes.append(
+                (
+                    "anchors",
+                    f"{len(self.anchors)} values for num={self.num} pairs: missing ones are 0.5, as in darknet",
+                )
+            )
+        past = [i for i in self.used_mask if i >= self.num]
+        if past:
+            notes.append(("mask", f"mask {past} reads past the num={self.num} anchors; using the pairs anchors= lists"))
+        return notes
 
     def _check_filters(self, shape: Shape, per_anchor: int, formula: str, key: str) -> None:
         n = len(self.used_mask)
@@ -58,9 +78,10 @@ class _Masked(_Anchored):
 
     @model_validator(mode="after")
     def _mask_in_range(self):
+        listed = max(self.num, len(self.anchors) // 2)
         for i in self.used_mask:
-            if not 0 <= i < self.num:
-                raise ValueError(f"mask index {i} is outside the num={self.num} anchors")
+            if not 0 <= i < listed:
+                raise ValueError(f"mask index {i} has no anchor: num={self.num} and anchors= lists {listed} pairs")
         return self
 
     @property
