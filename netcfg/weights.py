@@ -7,7 +7,10 @@ bias, weights, [bn scale, mean, var]; shortcut: weights). Each tensor is stored 
 except that a connected layer's weight matrix is stored transposed when the header's major or minor
 exceeds 1000, and a convolution's when its section sets `flipped=1` (as darknet's loader does).
 
-Loading checks the whole file before copying anything: on any error the model is untouched.
+Loading checks the whole file before copying anything: on any error the model is untouched. The
+file's size is checked against the network before its body is read (so memory is bounded by the
+model) and only regular files are opened; NaN, infinite values and negative variances are refused
+unless the caller allows them.
 A network on the meta device is refused (call `to_empty` first): a file need not cover every tensor.
 The training keys `dontload` and `dontloadscales` are not honoured (every layer is read).
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import struct
 import warnings
 from dataclasses import dataclass
@@ -191,16 +195,40 @@ def _to_file(tensor: torch.Tensor, transposed: bool) -> torch.Tensor:
     return t.reshape(-1)
 
 
-def _read(path: str | os.PathLike) -> bytearray:
-    """The whole file, writable (so torch can view it without copying), or a WeightsError."""
+def _header(path: str | os.PathLike) -> tuple[DarknetHeader, int]:
+    """The header and the file's size, read without reading the body; a FIFO, device or folder is
+    refused before it is opened."""
     file = Path(path)
     try:
-        buffer = bytearray(file.stat().st_size)
+        info = file.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise WeightsError(f"{file}: not a regular file (a FIFO, device or folder?)")
         with file.open("rb") as f:
-            f.readinto(buffer)
+            return DarknetHeader.from_bytes(f.read(20), str(file)), info.st_size
     except OSError as exc:
         raise WeightsError(f"cannot read weights file {file}: {exc.strerror or exc}") from exc
+
+
+def _read(path: str | os.PathLike, size: int) -> bytearray:
+    """The file's `size` bytes, writable (so torch can view them without copying), or a WeightsError."""
+    buffer = bytearray(size)
+    try:
+        with Path(path).open("rb") as f:
+            f.readinto(buffer)
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights file {path}: {exc.strerror or exc}") from exc
     return buffer
+
+
+def _check_values(values: torch.Tensor, entry: _LayerTensors, start: int, file: str) -> None:
+    """Refuse NaN or infinite values, and negative batch-norm variances, naming layer and tensor."""
+    for tensor, name in zip(entry.tensors, entry.names):
+        chunk = values[start : start + tensor.numel()]
+        start += tensor.numel()
+        if not bool(torch.isfinite(chunk).all()):
+            raise WeightsError(f"{file}: {entry.label} {name} holds NaN or infinite values (validate=False loads them)")
+        if name.endswith("running_var") and bool((chunk < 0).any()):
+            raise WeightsError(f"{file}: {entry.label} {name} holds negative variances (validate=False loads them)")
 
 
 def _plan_load(layout: list[_LayerTensors], floats: int, stray: int, file: str) -> tuple[int, list[int]]:
@@ -247,23 +275,32 @@ def _amount(floats: int, stray: int) -> str:
     return text + f" and {stray} stray bytes" if stray else text
 
 
-def load_darknet_weights(model: Network, path: str | os.PathLike) -> int:
+def load_darknet_weights(model: Network, path: str | os.PathLike, validate: bool = True) -> int:
     """Load a darknet `.weights` file into `model`; returns how many leading layers it covered.
 
     A partial file (such as `darknet53.conv.74`) loads the layers it holds and stops at a layer
-    boundary, with a PartialWeightsWarning. A truncated tensor, trailing data or a bad header raise
-    WeightsError and leave the model untouched. The header is kept as `model.darknet_header`.
+    boundary, with a PartialWeightsWarning. A truncated tensor, trailing data, a bad header, NaN or
+    infinite values or negative variances (unless `validate=False`) raise WeightsError and leave the
+    model untouched. The header is kept as `model.darknet_header`.
     """
     _refuse_fused(model, "load")
     _refuse_meta(model, "load")
     file = str(path)
-    data = _read(path)
-    header = DarknetHeader.from_bytes(data, file)
+    header, size = _header(path)
+    if header.transpose:
+        warnings.warn(
+            f"{file}: header version {header.major}.{header.minor} (above 1000) marks darknet's old format: "
+            "connected weight matrices are read transposed",
+            stacklevel=2,
+        )
     layout = _layout(model, header)
-    body = len(data) - header.size
-    floats, stray = divmod(body, FLOAT)
-    covered, offsets = _plan_load(layout, floats, stray, file)
+    floats, stray = divmod(size - header.size, FLOAT)
+    covered, offsets = _plan_load(layout, floats, stray, file)  # sizes checked before the body is read
+    data = _read(path, size)
     values = torch.frombuffer(data, dtype=torch.float32, offset=header.size, count=floats) if floats else None
+    if validate:
+        for entry, start in zip(layout, offsets):
+            _check_values(values, entry, start, file)
     with torch.no_grad():
         for entry, start in zip(layout, offsets):
             for tensor, transposed in zip(entry.tensors, entry.transposed):

@@ -3,6 +3,7 @@ their prefix, and every broken file is refused with the model left bit-identical
 
 from __future__ import annotations
 
+import os
 import struct
 import warnings
 
@@ -98,7 +99,11 @@ def test_build_with_weights_loads_them(tmp_path):
 def test_save_of_load_gives_the_same_bytes(model, tmp_path, header):
     rng = np.random.default_rng(1)
     path = write(tmp_path / "in.weights", header, rng.standard_normal(sum(FLOATS)).astype(np.float32))
-    load_darknet_weights(model, path)
+    if header[4:8] == struct.pack("<i", 1001):
+        with pytest.warns(UserWarning, match="marks darknet's old format"):
+            load_darknet_weights(model, path, validate=False)
+    else:
+        load_darknet_weights(model, path, validate=False)  # any floats, negative variances included
     save_darknet_weights(model, tmp_path / "out.weights")
     assert (tmp_path / "out.weights").read_bytes() == (tmp_path / "in.weights").read_bytes()
 
@@ -300,3 +305,33 @@ def test_really_fused_network_is_refused(model, tmp_path):
     model.fuse()
     with pytest.raises(WeightsError, match="fused"):
         save_darknet_weights(model, tmp_path / "o.weights")
+
+
+@pytest.mark.parametrize(("value", "what"), [(np.nan, "NaN or infinite"), (np.inf, "NaN or infinite")])
+def test_non_finite_values_are_refused_naming_layer_and_tensor(model, tmp_path, value, what):
+    floats = file_floats()
+    floats[3] = value  # layer 0's bn.bias
+    path = write(tmp_path / "n.weights", HEADER, floats)
+    expect_refusal(model, path, "layer 0 [convolutional] bn.bias", what)
+    assert load_darknet_weights(model, path, validate=False) == 6
+
+
+def test_negative_variances_are_refused(model, tmp_path):
+    floats = file_floats()
+    floats[4 + 4 + 4 + 1] = -1.0  # layer 0: bias 4, scale 4, mean 4, then var
+    expect_refusal(model, write(tmp_path / "v.weights", HEADER, floats), "bn.running_var", "negative variances")
+
+
+def test_a_huge_file_is_refused_before_it_is_read(model, tmp_path):
+    path = tmp_path / "huge.weights"
+    with path.open("wb") as f:
+        f.write(HEADER)
+        f.truncate(6 * 2**30)  # sparse: nothing is written, and nothing may be read
+    expect_refusal(model, path, "trailing data")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_refused_without_blocking(model, tmp_path):
+    fifo = tmp_path / "pipe.weights"
+    os.mkfifo(fifo)
+    expect_refusal(model, fifo, "not a regular file")
