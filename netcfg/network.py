@@ -11,6 +11,7 @@ from torch import nn
 
 from .errors import did_you_mean
 from .plan import release_plan
+from .resize import resized
 from .spec import NETWORK_INPUT, Spec
 
 #: For one `return_layers` request: the layer indices to return, and the outputs to free after each step.
@@ -35,6 +36,7 @@ class Network(nn.Module):
         self._outputs = spec.outputs
         self._list_output = any(spec.layers[i].section.is_output for i in spec.outputs)
         self._plans: dict[tuple[int | str, ...] | None, Plan] = {}
+        self._sizes_checked: set[tuple[int, int, int]] = set()
         self.fused = False
 
     def _plan(self, return_layers: tuple[int | str, ...] | None) -> Plan:
@@ -64,6 +66,7 @@ class Network(nn.Module):
         if isinstance(return_layers, str):
             raise TypeError(f"return_layers takes a list of layers, e.g. [{return_layers!r}], not a string")
         keys = None if return_layers is None else tuple(return_layers)
+        self._check_input(x)
         wanted, release = self._plan(keys)
         outs: dict[int, torch.Tensor] = {NETWORK_INPUT: x}
         for i, layer in enumerate(self.layers):
@@ -76,6 +79,18 @@ class Network(nn.Module):
         if self._list_output:
             return outputs if self.training else self.decode(outputs, x)
         return outputs[0] if len(outputs) == 1 else outputs
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        """An input of another size than `[net]`'s runs as darknet's resize_network would; the first
+        time each size is seen, a size this network cannot run at is a CfgError naming the layer."""
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return  # sizes are symbolic there; the check would bake one into the graph
+        if x.dim() != 4:
+            raise ValueError(f"the network takes a (B, C, H, W) batch, not a tensor of shape {tuple(x.shape)}")
+        shape = (int(x.shape[1]), int(x.shape[2]), int(x.shape[3]))
+        if shape != self.spec.input_shape and shape not in self._sizes_checked:
+            resized(self.spec, shape)
+            self._sizes_checked.add(shape)
 
     def decode(self, outputs: Sequence[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
         """The output layers' outputs (as train mode returns them) with each head's decoded to boxes
