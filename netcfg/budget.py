@@ -56,6 +56,8 @@ def estimate(spec: Spec) -> Estimate:
 
 
 def _parameters(spec: Spec, layer: LayerSpec) -> int:
+    if layer.shares is not None:
+        return 0  # tied to the shared layer's, counted there
     module = layer.section.layer(list(layer.input_shapes), spec.context(layer)).instantiate()
     return sum(p.numel() for p in module.parameters())
 

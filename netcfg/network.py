@@ -140,8 +140,18 @@ def _fused(module: nn.Module) -> nn.Module:
 
 
 def build_network(spec: Spec) -> Network:
-    """Instantiate every layer's module from the spec."""
+    """Instantiate every layer's module from the spec; a layer that shares another's parameters
+    (`share_index`) holds that layer's parameter-owning children themselves (tied, not copied)."""
     modules = [
         layer.section.layer(list(layer.input_shapes), spec.context(layer)).instantiate() for layer in spec.layers
     ]
+    for layer in spec.layers:
+        if layer.shares is not None:
+            for name in shared_children(modules[layer.shares]):
+                setattr(modules[layer.index], name, getattr(modules[layer.shares], name))
     return Network(spec, modules)
+
+
+def shared_children(module: nn.Module) -> list[str]:
+    """The children of `module` that own parameters or buffers: what a layer sharing it takes over."""
+    return [name for name, child in module.named_children() if any(True for _ in child.state_dict())]

@@ -118,6 +118,10 @@ class Section(BaseModel):
         """Legal but suspicious values, as (key, message): reported as located CfgWarnings."""
         return []
 
+    def shares(self) -> Ref | None:
+        """The layer whose parameters this one uses instead of its own (darknet's `share_index`)."""
+        return None
+
     def inputs(self) -> list[Ref]:
         """The layers this section reads, in order; the previous layer unless overridden."""
         return [PREVIOUS]

@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import torch
 from pydantic import TypeAdapter, ValidationError
 
 from .compose import NET_NAMES, NETWORK_INPUT, Placed, Scope, expand, without_keys
@@ -40,6 +41,7 @@ class LayerSpec:
     sources: tuple[int, ...]
     input_shapes: tuple[Shape, ...]
     shape: Shape
+    shares: int | None = None
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,45 @@ def _infer_shapes(
         if min(shape) <= 0:
             errors.add(raw, index, f"output shape {shape} (C, H, W) is empty; input was {in_shapes[0]}")
             continue
+        layer = LayerSpec(index, section, raw, tuple(sources), tuple(in_shapes), shape)
+        try:
+            layer = _with_shared(layer, scope, {done.index: done for done in layers}, net)
+        except SpecError as exc:
+            errors.add(raw, index, exc.message, exc.key)
+            continue
         shapes[index] = shape
-        layers.append(LayerSpec(index, section, raw, tuple(sources), tuple(in_shapes), shape))
+        layers.append(layer)
     return layers
+
+
+def _with_shared(layer: LayerSpec, scope: Scope, done: dict[int, LayerSpec], net: Section) -> LayerSpec:
+    """`layer` with the index of the layer whose parameters it uses, checked to have the same type and
+    parameter shapes (compared on the meta device, nothing allocated)."""
+    ref = layer.section.shares()
+    if ref is None:
+        return layer
+    try:
+        target = scope.resolve(ref.value, layer.index)
+    except SpecError as exc:
+        raise SpecError(exc.message, ref.key) from None
+    other = done.get(target)
+    if other is None or type(other.section) is not type(layer.section):
+        what = f"[{other.section.type_name}]" if other is not None else "not a layer"
+        raise SpecError(f"share_index={ref.value} names layer {target}, which is {what}", ref.key)
+    if other.shares is not None:
+        target, other = other.shares, done[other.shares]
+    mine, theirs = (_parameter_shapes(x, net) for x in (layer, other))
+    differ = sorted(name for name in mine.keys() | theirs.keys() if mine.get(name) != theirs.get(name))
+    if differ:
+        name = differ[0]
+        raise SpecError(
+            f"share_index={ref.value}: layer {target}'s {name} is {theirs.get(name)}, this layer's {mine.get(name)}",
+            ref.key,
+        )
+    return replace(layer, shares=target)
+
+
+def _parameter_shapes(layer: LayerSpec, net: Section) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):
+        module = layer.section.layer(list(layer.input_shapes), Context(layer.index, net, list(layer.input_shapes)))
+        return {name: tuple(t.shape) for name, t in module.instantiate().state_dict().items()}

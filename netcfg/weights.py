@@ -135,6 +135,8 @@ def _layer_tensors(model: Network, index: int, transpose: bool) -> _LayerTensors
     """Layer `index`'s tensors in file order, or an opaque entry when it owns undescribed parameters."""
     module = model.layers[index]
     section = model.spec.layers[index].section
+    if model.spec.layers[index].shares is not None:
+        return _LayerTensors(index, section.type_name, (), (), ())  # darknet's loader and saver skip it
     if not hasattr(module, "darknet_tensors"):
         owns = any(True for _ in module.parameters())
         return _LayerTensors(index, section.type_name, (), (), (), opaque=owns)

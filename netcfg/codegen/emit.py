@@ -7,8 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..api import CfgSource, parse
 from ..errors import CfgError, CfgItem
+from ..network import shared_children
 from ..spec import Spec
 from .calls import Layer, call_node
 from .forward import forward_lines
@@ -68,10 +71,25 @@ def _class_lines(spec: Spec, class_name: str, entries: list[str], forward: list[
         *entries,
         f"{INDENT * 3}]",
         f"{INDENT * 2})",
+        *_tie_lines(spec),
         "",
         f"{INDENT}def forward(self, x: torch.Tensor) -> {returns}:",
         *forward,
     ]
+
+
+def _tie_lines(spec: Spec) -> list[str]:
+    """`self.layers[i].conv = self.layers[j].conv`, ...: the parameters a `share_index` layer takes
+    over, as `build` ties them (the child names come from the module, never from the cfg)."""
+    lines: list[str] = []
+    for layer in spec.layers:
+        if layer.shares is not None:
+            shared = spec.layers[layer.shares]
+            with torch.device("meta"):
+                module = shared.section.layer(list(shared.input_shapes), spec.context(shared)).instantiate()
+            for name in shared_children(module):
+                lines.append(f"{INDENT * 2}self.layers[{layer.index}].{name} = self.layers[{layer.shares}].{name}")
+    return lines
 
 
 def _layer_entries(layers: list[Layer], names: dict[type, str]) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from ..geometry import ConvGeometry, blur_geometry, darknet_conv_out_size
 from ..modules import darknet as m
@@ -129,12 +129,10 @@ class Convolutional(ConvolutionKeys):
     xnor: Flag = False
     share_index: int | None = None
 
-    @field_validator("share_index")
-    @classmethod
-    def _no_sharing(cls, value: int | None) -> int | None:
-        if value is not None:
-            raise ValueError("share_index (weights shared with another layer) is not supported")
-        return value
+    def shares(self) -> Ref | None:
+        """darknet's share_layer: an absolute index, or relative when negative; its weights, biases and
+        batch-norm tensors are this layer's too (tied), and the .weights file holds them once."""
+        return None if self.share_index is None else Ref("share_index", self.share_index)
 
     @property
     def conv_strides(self) -> tuple[int, int]:
