@@ -52,3 +52,23 @@ def test_the_bounds_are_int32_and_finite():
     with pytest.raises(netcfg.CfgError, match="at most 2147483647 in magnitude"):
         netcfg.parse(EXAMPLE_NET + "[convolutional]\nfilters=2147483648\n")
     assert netcfg.parse(EXAMPLE_NET + "[upsample]\nscale=1e30\n").layers[0].section.scale == 1e30
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        "[sk]\nbranches=2147483647\n",
+        "[cc]\nrecurrence=2147483647\n",
+        "[bam]\ndilation_convs=2147483647\n",
+        "[odconv]\nfilters=8\nkernel_num=2147483647\n",
+        "[splat]\nfilters=8\nradix=2147483647\n",
+        "[mixconv]\nfilters=8\nsizes=" + ",".join(["3"] * 3000) + "\n",
+        "[yolo]\nnum=2147483647\n",
+    ],
+    ids=lambda s: s.split("]")[0][1:],
+)
+def test_keys_that_count_submodules_are_bounded_before_anything_is_built(section):
+    """Each would loop over that many submodules (or anchors) while building: refused at parse, at once."""
+    with pytest.raises(netcfg.CfgError) as exc:
+        netcfg.parse(EXAMPLE_NET + section)
+    assert any("less than or equal" in item.message or "at most" in item.message for item in exc.value.items)

@@ -102,7 +102,7 @@ class BAM(Section):
 
     reduction: int = Field(16, gt=0)
     dilation: int = Field(4, gt=0)
-    dilation_convs: int = Field(2, ge=0)
+    dilation_convs: int = Field(2, ge=0, le=16)  # each is a module: bounded so a build cannot hang
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         c = shapes[0][0]

@@ -307,7 +307,7 @@ class MixConvSection(Section):
     example: ClassVar[str] = "[mixconv]\nfilters=16\nsizes=3,5,7\nstride=2\n"
 
     filters: int = Field(gt=0)
-    sizes: IntList = Field((3, 5, 7), min_length=1)
+    sizes: IntList = Field((3, 5, 7), min_length=1, max_length=64)
     stride: int = Field(1, gt=0)
     method: Literal["equal_params", "equal_ch"] = "equal_params"
     depthwise: Flag = False
@@ -355,7 +355,7 @@ class ODConvSection(ConvVariant):
 
     example: ClassVar[str] = "[odconv]\nfilters=8\nsize=3\npad=1\nbatch_normalize=1\nactivation=leaky\n"
 
-    kernel_num: int = Field(4, gt=0)
+    kernel_num: int = Field(4, gt=0, le=64)  # each is a kernel tensor: bounded so a build cannot hang
     reduction: float = Field(0.0625, gt=0, le=1)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:

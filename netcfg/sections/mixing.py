@@ -95,7 +95,7 @@ class CC(Section):
 
     example: ClassVar[str] = "[cc]\n"
 
-    recurrence: int = Field(2, gt=0)
+    recurrence: int = Field(2, gt=0, le=16)
 
     def layer(self, shapes: list[Shape], ctx: Context) -> LayerCall:
         c = shapes[0][0]
@@ -120,7 +120,7 @@ class SK(Section):
     example: ClassVar[str] = "[sk]\nfilters=16\ngroups=4\nmin_dim=8\nstride=2\n"
 
     filters: int | None = Field(None, gt=0)
-    branches: int = Field(2, gt=0)
+    branches: int = Field(2, gt=0, le=64)  # each is a module: bounded so a build cannot hang
     groups: int = Field(32, gt=0)
     reduction: int = Field(16, gt=0)
     min_dim: int = Field(32, gt=0)
@@ -164,7 +164,7 @@ class Splat(Section):
     size: int = Field(3, gt=0)
     stride: int = Field(1, gt=0)
     groups: int = Field(1, gt=0)
-    radix: int = Field(2, gt=0)
+    radix: int = Field(2, gt=0, le=64)
     reduction: int = Field(4, gt=0)
 
     def _inter(self, channels: int) -> int:

@@ -26,7 +26,7 @@ class SPPSection(Section):
 
     example: ClassVar[str] = "[spp]\nsizes=5,9,13\nfast=1\n"
 
-    sizes: IntList = Field((5, 9, 13), min_length=1)
+    sizes: IntList = Field((5, 9, 13), min_length=1, max_length=64)
     fast: Flag = False
 
     @model_validator(mode="after")
@@ -94,7 +94,7 @@ class PPMSection(Section):
 
     example: ClassVar[str] = "[ppm]\nsizes=1,2,3,6\n"
 
-    sizes: IntList = Field((1, 2, 3, 6), min_length=1)
+    sizes: IntList = Field((1, 2, 3, 6), min_length=1, max_length=64)
     filters: int | None = Field(None, gt=0)
 
     @model_validator(mode="after")
