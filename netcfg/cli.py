@@ -93,7 +93,12 @@ COMMANDS: dict[str, Command] = {
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="netcfg", description="Darknet-style .cfg files to PyTorch networks.")
+    parser = argparse.ArgumentParser(
+        prog="netcfg",
+        description="Darknet-style .cfg files to PyTorch networks.",
+        epilog="exit codes: 0 done; 1 a problem in a cfg, weights or file (printed as file:line:col: ...); "
+        "2 a usage error (bad arguments, an unusable --class-name)",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
         sub = subparsers.add_parser(name, help=command.help, description=command.help)
