@@ -107,7 +107,7 @@ class Network(nn.Module):
         from .codegen.load import generated_class  # codegen imports the API, which imports this module
 
         generated = generated_class(self.spec)()
-        reference = next(iter(self.state_dict().values()), None)
+        reference = next((t for t in self.state_dict().values() if t.is_floating_point()), None)
         if reference is not None:
             generated.to(device=reference.device, dtype=reference.dtype)
         generated.load_state_dict(self.state_dict())
