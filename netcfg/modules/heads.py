@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .common import constant
+
 
 def _grid(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(H, W) column and row indices of each cell, in `like`'s dtype and device."""
@@ -34,15 +36,14 @@ class _AnchorHead(nn.Module):
 
     def __init__(self, anchors: tuple[tuple[float, float], ...], classes: int, per_anchor: int):
         super().__init__()
-        self.anchors = [float(v) for pair in anchors for v in pair]
+        self.anchors = [[float(w), float(h)] for w, h in anchors]
         self.num = len(anchors)
         self.classes = classes
         self.per_anchor = per_anchor
 
     def anchor_sizes(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(1, A, 1, 1) widths and heights, built from the constants in `like`'s dtype and device."""
-        sizes = torch.stack([torch.full((), v, dtype=like.dtype, device=like.device) for v in self.anchors])
-        sizes = sizes.reshape(1, self.num, 1, 1, 2)
+        sizes = constant(self.anchors, like).reshape(1, self.num, 1, 1, 2)
         return sizes[..., 0], sizes[..., 1]
 
     def by_anchor(self, x: torch.Tensor) -> torch.Tensor:
