@@ -460,10 +460,12 @@ SHARED_NAMES = sorted(p.name for p in SHARED_CFGS.glob("*.cfg")) if SHARED_CFGS.
 
 @functools.cache
 def shared_text(name: str) -> str:
-    """The shared cfg at a small input size (at least its `[crop]` size), without `[cost]`."""
+    """The shared cfg at a small input size (its own when smaller, at least its `[crop]` size),
+    without `[cost]`."""
     raw = (SHARED_CFGS / name).read_text(encoding="utf-8", errors="replace")
     crops = [int(v) for v in re.findall(r"(?m)^[ \t]*crop_(?:height|width)[ \t]*=[ \t]*(\d+)", raw)]
-    size = max([SHARED_SIZE, *crops])
+    own = [int(v) for v in re.findall(r"(?m)^[ \t]*(?:height|width)[ \t]*=[ \t]*(\d+)", raw)[:2]]
+    size = max([min([SHARED_SIZE, *own]), *crops])
     return without_trailing_cost(with_net_size(raw, size, size))
 
 
@@ -511,9 +513,10 @@ def test_shared_cfg_matches_opencv(name, shared_cfgs, tmp_path):
 
 
 def bundled_text(name: str) -> str:
-    return without_trailing_cost(
-        with_net_size(bundled_cfgs()[name].read_text(encoding="utf-8"), SHARED_SIZE, SHARED_SIZE)
-    )
+    """The bundled cfg at SHARED_SIZE, or at its own size when smaller (the single-block cfgs)."""
+    text = bundled_cfgs()[name].read_text(encoding="utf-8")
+    _, height, width = netcfg.parse(text).input_shape
+    return without_trailing_cost(with_net_size(text, min(width, SHARED_SIZE), min(height, SHARED_SIZE)))
 
 
 def plain_bundled(name: str) -> tuple[Spec, str, dict[str, str]] | str:
