@@ -190,3 +190,15 @@ def test_dont_show_classes_are_left_out():
     (hidden,) = netcfg.detect(model, image, names=["dont_show a", "b"])
     assert {d.class_name for d in shown} == {"a", "b"}
     assert hidden == [d for d in shown if d.class_name == "b"]
+
+
+def test_run_replaces_the_model_with_what_gives_its_outputs():
+    model = netcfg.build(TINY.format(net="letter_box=1"))
+    with torch.no_grad():
+        model.layers[1].conv.bias.view(3, 7)[:, 4:] += 3
+    image = torch.rand(3, 20, 50)
+    scripted = torch.jit.script(model)
+    direct = netcfg.detect(model, image)
+    assert direct and netcfg.detect(model, image, run=lambda x: [t.numpy() for t in scripted(x)]) == direct
+    with pytest.raises(netcfg.NetcfgError, match="must return the network's 1 outputs"):
+        netcfg.detect(model, image, run=lambda x: [])

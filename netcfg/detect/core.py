@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -98,11 +98,14 @@ def detect(
     hier_thresh: float = 0.5,
     nms: float = 0.45,
     names: Names = None,
+    run: Callable[[torch.Tensor], Sequence] | None = None,
 ) -> list[list[Detection]]:
     """darknet's `detector test` on each image: letterboxed or resized to the input per `[net] letter_box`,
     boxes from every head scored above `thresh`, mapped back to the image, per-class NMS at `nms` (0: none)
     of the last head's `nms_kind`, clipped to the image; per image, best score first. `hier_thresh` is
-    darknet's YOLO9000 tree threshold: accepted for its signature, read by no head netcfg decodes."""
+    darknet's YOLO9000 tree threshold: accepted for its signature, read by no head netcfg decodes.
+    `run`, when given, computes what `model(x)` returns in eval mode (the decoded heads, as tensors or
+    arrays) in the model's place: a scripted network or an exported one under onnxruntime."""
     for name, value in (("thresh", thresh), ("hier_thresh", hier_thresh), ("nms", nms)):
         _check_fraction(name, value)
     heads = detection_heads(model)
@@ -116,8 +119,7 @@ def detect(
     results = []
     for start in range(0, len(pictures), BATCH):
         chunk = pictures[start : start + BATCH]
-        x, outputs = _run(model, [fit(p, net_w, net_h) for p in chunk], [i for i, _ in heads.layers])
-        decoded = [(kind, model.layers[i].decode(outputs[i], x).cpu()) for i, kind in heads.layers]
+        decoded = _decoded(model, heads, [fit(p, net_w, net_h) for p in chunk], run)
         for n, picture in enumerate(chunk):
             parts = [b.candidates(kind, rows[n], net_w, net_h, thresh) for kind, rows in decoded]
             found = functools.reduce(b.Candidates.cat, parts)
@@ -126,6 +128,26 @@ def detect(
             scores = b.suppress(found, nms, heads.nms_kind, heads.beta_nms)
             results.append(_detections(found, scores, b.pixel_corners(found.boxes, width, height), labels))
     return results
+
+
+def _decoded(
+    model: Network, heads: Heads, inputs: list[torch.Tensor], run: Callable[[torch.Tensor], Sequence] | None
+) -> list[tuple[str, torch.Tensor]]:
+    """Each head's decoded rows (B, N, columns) on the CPU: from the model's layers, or picked out of
+    `run(x)` by the network's output order (every head must be an output there)."""
+    if run is None:
+        x, outputs = _run(model, inputs, [i for i, _ in heads.layers])
+        return [(kind, model.layers[i].decode(outputs[i], x).cpu()) for i, kind in heads.layers]
+    with torch.no_grad():
+        outputs = run(torch.stack(inputs))
+    order = model.spec.outputs
+    if isinstance(outputs, torch.Tensor) or len(outputs) != len(order):
+        raise NetcfgError(f"run(x) must return the network's {len(order)} outputs, as model(x) in eval mode")
+    by_layer = dict(zip(order, outputs))
+    missing = [i for i, _ in heads.layers if i not in by_layer]
+    if missing:
+        raise NetcfgError(f"layers {missing} are detection heads but not network outputs: run cannot give them")
+    return [(kind, torch.as_tensor(by_layer[i]).cpu()) for i, kind in heads.layers]
 
 
 def _detections(found: b.Candidates, scores: torch.Tensor, corners: torch.Tensor, labels: list[str]) -> list[Detection]:
