@@ -79,54 +79,67 @@ def _edges(boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return x - w / 2, y - h / 2, x + w / 2, y + h / 2
 
 
-def pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
-    """(N, N) IoU as darknet's box_iou: 0 where the boxes do not overlap (or the union is 0)."""
-    left, top, right, bottom = _edges(boxes)
-    w = torch.minimum(right[:, None], right[None]) - torch.maximum(left[:, None], left[None])
-    h = torch.minimum(bottom[:, None], bottom[None]) - torch.maximum(top[:, None], top[None])
+def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(len(a), len(b)) IoU as darknet's box_iou: 0 where the boxes do not overlap (or the union is 0)."""
+    (la, ta, ra, ba), (lb, tb, rb, bb) = _edges(a), _edges(b)
+    w = torch.minimum(ra[:, None], rb[None]) - torch.maximum(la[:, None], lb[None])
+    h = torch.minimum(ba[:, None], bb[None]) - torch.maximum(ta[:, None], tb[None])
     inter = torch.where((w < 0) | (h < 0), torch.zeros_like(w), w * h)
-    area = boxes[:, 2] * boxes[:, 3]
-    union = area[:, None] + area[None] - inter
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
     valid = (inter != 0) & (union != 0)
     return torch.where(valid, inter / torch.where(valid, union, torch.ones_like(union)), torch.zeros_like(inter))
 
 
-def pairwise_diou(boxes: torch.Tensor, beta: float) -> torch.Tensor:
-    """(N, N) darknet's box_diounms: IoU − (centre distance² / enclosing diagonal²)^beta (IoU when the
-    enclosing box is a point)."""
-    left, top, right, bottom = _edges(boxes)
-    w = torch.maximum(right[:, None], right[None]) - torch.minimum(left[:, None], left[None])
-    h = torch.maximum(bottom[:, None], bottom[None]) - torch.minimum(top[:, None], top[None])
+def pairwise_diou(a: torch.Tensor, b: torch.Tensor, beta: float) -> torch.Tensor:
+    """(len(a), len(b)) darknet's box_diounms: IoU − (centre distance² / enclosing diagonal²)^beta
+    (IoU when the enclosing box is a point)."""
+    (la, ta, ra, ba), (lb, tb, rb, bb) = _edges(a), _edges(b)
+    w = torch.maximum(ra[:, None], rb[None]) - torch.minimum(la[:, None], lb[None])
+    h = torch.maximum(ba[:, None], bb[None]) - torch.minimum(ta[:, None], tb[None])
     c = w * w + h * h
-    d = (boxes[:, None, 0] - boxes[None, :, 0]) ** 2 + (boxes[:, None, 1] - boxes[None, :, 1]) ** 2
-    iou = pairwise_iou(boxes)
+    d = (a[:, None, 0] - b[None, :, 0]) ** 2 + (a[:, None, 1] - b[None, :, 1]) ** 2
+    iou = pairwise_iou(a, b)
     penalty = (d / torch.where(c == 0, torch.ones_like(c), c)) ** beta
     return torch.where(c == 0, iou, iou - penalty)
 
 
-def overlap(boxes: torch.Tensor, kind: str, beta: float) -> torch.Tensor:
-    """The (N, N) measure a head's `nms_kind` suppresses on: IoU for default and cornersnms,
+def overlap(a: torch.Tensor, b: torch.Tensor, kind: str, beta: float) -> torch.Tensor:
+    """The (len(a), len(b)) measure a head's `nms_kind` suppresses on: IoU for default and cornersnms,
     DIoU with exponent 0.6 for greedynms (darknet's box_diou), with `beta` for diounms."""
     if kind == "greedynms":
-        return pairwise_diou(boxes, 0.6)
+        return pairwise_diou(a, b, 0.6)
     if kind == "diounms":
-        return pairwise_diou(boxes, beta)
-    return pairwise_iou(boxes)
+        return pairwise_diou(a, b, beta)
+    return pairwise_iou(a, b)
 
 
-def greedy_keep(suppresses: torch.Tensor) -> torch.Tensor:
-    """Greedy NMS over boxes sorted best first: box i is kept unless a kept box before it suppresses it
-    (`suppresses[j, i]`, j < i). Iterated to its fixed point, which is unique and reached within N steps."""
+def greedy_keep(suppresses: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """Greedy NMS over boxes sorted best first: box i is kept if `alive` and no kept box before it
+    suppresses it (`suppresses[j, i]`, j < i). Iterated to its fixed point, unique and reached within N steps."""
     n = suppresses.shape[0]
     index = torch.arange(n, device=suppresses.device)
-    earlier = index[:, None] < index[None]
-    suppresses = suppresses & earlier
-    keep = torch.ones(n, dtype=torch.bool, device=suppresses.device)
+    suppresses = suppresses & (index[:, None] < index[None])
+    keep = alive
     for _ in range(n):
-        updated = ~(suppresses & keep[:, None]).any(dim=0)
+        updated = alive & ~(suppresses & keep[:, None]).any(dim=0)
         if torch.equal(updated, keep):
             break
         keep = updated
+    return keep
+
+
+#: Boxes of one class compared at a time: NMS memory grows as NMS_BLOCK × boxes, not boxes².
+NMS_BLOCK = 2048
+
+
+def greedy_nms(boxes: torch.Tensor, nms: float, kind: str, beta: float) -> torch.Tensor:
+    """Which of `boxes` (sorted best first) greedy NMS keeps, block by block: a block's boxes are first
+    struck by every box kept before it, then suppress each other."""
+    keep = torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
+    for start in range(0, len(boxes), NMS_BLOCK):
+        block = boxes[start : start + NMS_BLOCK]
+        alive = ~(overlap(boxes[:start][keep[:start]], block, kind, beta) > nms).any(dim=0)
+        keep[start : start + len(block)] = greedy_keep(overlap(block, block, kind, beta) > nms, alive)
     return keep
 
 
@@ -141,7 +154,7 @@ def suppress(found: Candidates, nms: float, kind: str = "default", beta: float =
         if members.numel() < 2:
             continue
         order = members[torch.argsort(scores[members, k], descending=True, stable=True)]
-        keep = greedy_keep(overlap(found.boxes[order], kind, beta) > nms)
+        keep = greedy_nms(found.boxes[order], nms, kind, beta)
         scores[order[~keep], k] = 0
     return scores
 
