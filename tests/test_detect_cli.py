@@ -85,6 +85,7 @@ def test_detect_reports_bad_and_missing_images_and_goes_on(detector, tmp_path, c
         (["detect", "{classifier}", "{classifier_weights}", "{image}"], "no detection head"),
         (["detect", "{cfg}", "missing.weights", "{image}"], "missing.weights"),
         (["detect", "{cfg}", "{weights}", "{image}", "--names", "missing.names"], "cannot read the names file"),
+        (["detect", "{cfg}", "{weights}", "{image}", "--nms", "2"], "--nms=2.0: must be between 0 and 1"),
         (["predict", "{cfg}", "{weights}", "{image}"], "a detection network"),
     ],
 )

@@ -80,11 +80,15 @@ def _target(folder: Path, image: str, used: set[Path]) -> Path:
 
 def run_detect(args: argparse.Namespace) -> int:
     """Detect in each image, draw it into the output folder and print its detections."""
-    from .core import detect, detection_heads
+    from .core import check_fraction, detect, detection_heads
     from .draw import draw
+    from .names import class_names
 
     model = _model(args)
     classes = detection_heads(model).classes
+    for name, value in (("--thresh", args.thresh), ("--nms", args.nms)):
+        check_fraction(name, value)
+    labels = class_names(args.names, classes)
     failed, used = False, set()
     if not args.json:
         print(f"{'image':<24} {'class':<16} {'score':>6} {'x1':>7} {'y1':>7} {'x2':>7} {'y2':>7}")
@@ -92,7 +96,7 @@ def run_detect(args: argparse.Namespace) -> int:
     for n, image in enumerate(args.images, 1):
         progress.step(n, image)
         try:
-            (found,) = detect(model, image, thresh=args.thresh, nms=args.nms, names=args.names)
+            (found,) = detect(model, image, thresh=args.thresh, nms=args.nms, names=labels)
             draw(image, found, classes, _target(Path(args.output), image, used))
         except NetcfgError as exc:
             failed = True
@@ -103,6 +107,7 @@ def run_detect(args: argparse.Namespace) -> int:
 
 
 def _print_detections(image: str, found: list, as_json: bool) -> None:
+    """One JSON line for the image, or one table row per detection."""
     if as_json:
         rows = [
             dict(

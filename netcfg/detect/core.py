@@ -70,7 +70,8 @@ def detection_heads(model: Network) -> Heads:
     return Heads(layers, sections[0].classes, getattr(last, "nms_kind", "default"), getattr(last, "beta_nms", 0.6))
 
 
-def _check_fraction(name: str, value: float) -> None:
+def check_fraction(name: str, value: float) -> None:
+    """A NetcfgError unless the threshold `name` is within [0, 1]."""
     if not 0 <= value <= 1:
         raise NetcfgError(f"{name}={value}: must be between 0 and 1")
 
@@ -107,7 +108,7 @@ def detect(
     `run`, when given, computes what `model(x)` returns in eval mode (the decoded heads, as tensors or
     arrays) in the model's place: a scripted network or an exported one under onnxruntime."""
     for name, value in (("thresh", thresh), ("hier_thresh", hier_thresh), ("nms", nms)):
-        _check_fraction(name, value)
+        check_fraction(name, value)
     heads = detection_heads(model)
     labels = class_names(names, heads.classes)
     channels, net_h, net_w = model.spec.input_shape
