@@ -204,3 +204,14 @@ def test_run_replaces_the_model_with_what_gives_its_outputs():
     assert direct and netcfg.detect(model, image, run=lambda x: [t.numpy() for t in scripted(x)]) == direct
     with pytest.raises(netcfg.NetcfgError, match="must return the network's 1 outputs"):
         netcfg.detect(model, image, run=lambda x: [])
+
+
+def test_the_detection_keys_are_validated_and_located():
+    spec = netcfg.parse(TINY.format(net="letter_box=1") + "nms_kind=diounms\nbeta_nms=0.8\n")
+    head = spec.layers[-1].section
+    assert spec.net.letter_box and (head.nms_kind, head.beta_nms) == ("diounms", 0.8)
+    assert netcfg.parse(TINY.format(net="")).layers[-1].section.nms_kind == "default"
+    with pytest.raises(netcfg.CfgError, match=r":23:1: \[yolo #2\] nms_kind: .*did you mean 'diounms'"):
+        netcfg.parse(TINY.format(net="") + "nms_kind=diounm\n")
+    with pytest.raises(netcfg.CfgError, match="beta_nms"):
+        netcfg.parse(TINY.format(net="") + "beta_nms=0\n")
