@@ -3,6 +3,7 @@
 from .api import build, parse
 from .budget import Budget, Estimate
 from .codegen import to_python
+from .detect import Detection, Prediction, classify, detect
 from .errors import CfgError, CfgItem, CfgWarning, NetcfgError, WeightsError
 from .network import Network
 from .pretrained import load_state_dict_from
@@ -19,15 +20,19 @@ __all__ = [
     "CfgWarning",
     "Context",
     "DarknetHeader",
+    "Detection",
     "LayerCall",
     "NetcfgError",
     "Network",
+    "Prediction",
     "PartialWeightsWarning",
     "Section",
     "Spec",
     "SpecError",
     "WeightsError",
     "build",
+    "classify",
+    "detect",
     "load_darknet_weights",
     "load_state_dict_from",
     "parse",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .api import build, parse
 from .codegen import CONVERT_HELP, convert_arguments, run_convert
+from .detect.cli import DETECT_HELP, PREDICT_HELP, detect_arguments, predict_arguments, run_detect, run_predict
 from .errors import CfgError, CfgWarning, NetcfgError
 
 
@@ -89,6 +90,8 @@ COMMANDS: dict[str, Command] = {
     "summary": Command("print a network's layers, shapes, parameters and BFLOPs", _summary_arguments, run_summary),
     "list": Command("list bundled cfgs and section types with their keys", _list_arguments, run_list),
     "convert": Command(CONVERT_HELP, convert_arguments, run_convert),
+    "detect": Command(DETECT_HELP, detect_arguments, run_detect),
+    "predict": Command(PREDICT_HELP, predict_arguments, run_predict),
 }
 
 

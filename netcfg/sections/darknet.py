@@ -21,13 +21,15 @@ from ..values import PREVIOUS, Activation, Flag, Ref, Refs, Shape, shape_text
 
 @register("net", "network", family="darknet")
 class Net(Section):
-    """`[net]`: the input size; every training and augmentation key is accepted and kept."""
+    """`[net]`: the input size; every training and augmentation key is accepted and kept.
+    `letter_box=1` makes `netcfg.detect` letterbox images (keep the aspect ratio, pad with grey)
+    instead of stretching them to the input size, as darknet's `detector test`."""
 
     ignored_keys: ClassVar[frozenset[str]] = frozenset(
         "B1 B2 adam adversarial_lr angle aspect attention augment_speed badlabels_rejection_percentage "
         "batch blur burn_in contrastive contrastive_color contrastive_jit_flip cutmix decay "
         "dynamic_minibatch ema_alpha eps equidistant_point exposure flip gamma gaussian_noise hue inputs "
-        "label_smooth_eps learning_rate learning_rate_min letter_box loss_scale max_batches "
+        "label_smooth_eps learning_rate learning_rate_min loss_scale max_batches "
         "max_chart_loss max_crop min_crop mixup momentum mosaic mosaic_bound "
         "num_sigmas_reject_badlabels optimized_memory policy power resize_step saturation scale "
         "scales seen seq_scales sequential_subdivisions sgdr_cycle sgdr_mult step steps subdivisions "
@@ -38,6 +40,7 @@ class Net(Section):
     width: int = Field(gt=0)
     height: int = Field(gt=0)
     channels: int = Field(3, gt=0)
+    letter_box: Flag = False
 
 
 class ConvolutionKeys(Section):

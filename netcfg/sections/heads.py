@@ -17,7 +17,7 @@ from ..values import Flag, FloatList, IntList, Shape
 
 YOLO_TRAINING_KEYS = frozenset(
     "max show_details max_delta counters_per_class label_smooth_eps objectness_smooth iou_normalizer "
-    "obj_normalizer cls_normalizer delta_normalizer iou_loss iou_thresh_kind beta_nms nms_kind jitter "
+    "obj_normalizer cls_normalizer delta_normalizer iou_loss iou_thresh_kind jitter "
     "resize focal_loss ignore_thresh truth_thresh iou_thresh random track_history_size sim_thresh "
     "dets_for_track dets_for_show track_ciou_norm embedding_layer map".split()
 )
@@ -72,9 +72,14 @@ class _Anchored(Section):
 
 
 class _Masked(_Anchored):
-    """`mask` picks which of the `num` anchors this head predicts (all when absent)."""
+    """`mask` picks which of the `num` anchors this head predicts (all when absent). `nms_kind` and
+    `beta_nms` choose the non-maximum suppression `netcfg.detect` runs, as darknet's `detector test`
+    reads them from the last head: `default` and `cornersnms` suppress at IoU > nms, `greedynms` at
+    DIoU (exponent 0.6) > nms, `diounms` at IoU − (d²/c²)^beta_nms > nms (darknet's diounms_sort)."""
 
     mask: IntList | None = None
+    nms_kind: Literal["default", "greedynms", "diounms", "cornersnms"] = "default"
+    beta_nms: float = Field(0.6, gt=0)
 
     @model_validator(mode="after")
     def _mask_in_range(self):
