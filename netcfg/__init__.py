@@ -3,7 +3,7 @@
 from .api import build, parse
 from .budget import Budget, Estimate
 from .codegen import to_python
-from .detect import Detection, Prediction, classify, detect
+from .detection import Detection, Prediction, classify, detect
 from .errors import CfgError, CfgItem, CfgWarning, NetcfgError, WeightsError
 from .network import Network
 from .pretrained import load_state_dict_from

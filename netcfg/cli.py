@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .api import build, parse
 from .codegen import CONVERT_HELP, convert_arguments, run_convert
-from .detect.cli import DETECT_HELP, PREDICT_HELP, detect_arguments, predict_arguments, run_detect, run_predict
+from .detection.cli import DETECT_HELP, PREDICT_HELP, detect_arguments, predict_arguments, run_detect, run_predict
 from .errors import CfgError, CfgWarning, NetcfgError
 
 

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 import netcfg
-from netcfg.detect import boxes
-from netcfg.detect.boxes import Candidates, correct_boxes, suppress
-from netcfg.detect.images import ImageError, classifier_image, letterbox_image, load_image, resize_image
-from netcfg.detect.names import class_names
+from netcfg.detection import boxes
+from netcfg.detection.boxes import Candidates, correct_boxes, suppress
+from netcfg.detection.images import ImageError, classifier_image, letterbox_image, load_image, resize_image
+from netcfg.detection.names import class_names
 
 SIZES = [((160, 120), (64, 48)), ((37, 53), (96, 64)), ((64, 48), (64, 48)), ((200, 31), (33, 65))]
 
