@@ -18,7 +18,7 @@ import netcfg
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "darknet-cfg"
 CFGS = sorted(str(p.relative_to(SHARED)) for p in SHARED.rglob("*.cfg")) if SHARED.is_dir() else []
 
-REFUSED = {"conv_lstm"}
+REFUSED = {"deconvolutional"}
 #: Input sizes for cfgs whose strides need more than 64 pixels.
 SIZES = {"yolo-small.cfg": 448, "cspx-p7-mish_hp.cfg": 128, "alexnet.cfg": 227, "strided.cfg": 224, "vgg-16.cfg": 224}
 SHAPE = r"\d+×\d+×\d+"
