@@ -222,3 +222,14 @@ def test_a_saved_model_loads_into_a_fresh_one_and_runs_the_same(tmp_path):
     x = randn(1, C, H, W)
     for _ in range(3):
         torch.testing.assert_close(run(other, x), run(model, x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("keys, reads", [("peephole=1", [2] * 4 + [4] * 7), ("bottleneck=1", [4] * 4 + [8])])
+def test_bflops_are_darknets_sum_of_inner_convolutions(keys, reads):
+    """make_conv_lstm_layer: the inner layers' 2·n·size²·c/groups·out_h·out_w, plus 12 (peephole) or 9
+    operations per output value."""
+    c = 4 if "bottleneck" in keys else 2
+    spec = netcfg.parse(f"[net]\nwidth=5\nheight=3\nchannels={c}\n[conv_lstm]\nsize=3\npad=1\noutput=4\n{keys}\n")
+    layer = spec.layers[0]
+    want = sum(2.0 * 4 * 9 * r * 15 for r in reads) / 1e9 + (12 if "peephole" in keys else 9) * 4 * 15 / 1e9
+    assert layer.section.bflops(list(layer.input_shapes), layer.shape) == pytest.approx(want)
