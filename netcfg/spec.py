@@ -23,7 +23,6 @@ from .values import Refs, Shape
 
 #: Darknet sections netcfg refuses on purpose, with the reason shown to the user.
 REFUSED = {
-    "conv_lstm": "recurrent layers are not supported",
     "deconvolutional": "deconvolutional layers are not supported",
 }
 

@@ -393,6 +393,7 @@ NOT_SCRIPTABLE = {
     "LSTM": "reshape(..., *x.shape[1:]): a starred size",
     "GRU": "reshape(..., *x.shape[1:]): a starred size",
     "CRNN": "reshape(..., *x.shape[1:]): a starred size",
+    "ConvLSTM": "reshape(..., *x.shape[1:]): a starred size",
     "History": "new_zeros(..., *x.shape[2:]): a starred size",
 }
 

@@ -92,8 +92,8 @@ def test_scale_channels_and_sam_shape_mismatches_name_both_shapes():
 
 
 def test_refused_sections_are_named():
-    item = only_error("[conv_lstm]\noutput=4\n")
-    assert item.section == "conv_lstm" and "refused" in item.message and item.line == 5
+    item = only_error("[deconvolutional]\nfilters=4\n")
+    assert item.section == "deconvolutional" and "refused" in item.message and item.line == 5
 
 
 def test_all_problems_are_reported_together():

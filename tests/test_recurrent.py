@@ -311,7 +311,9 @@ def test_occlusion_tracker_runs_frame_by_frame(shared_cfgs):
 
 @pytest.mark.parametrize("name", ["rnn.cfg", "rnn.train.cfg", "gru.cfg", "lstm.train.cfg", "crnn.train.cfg"])
 def test_pure_recurrent_cfgs_run_on_their_256_inputs(name, shared_cfgs):
-    model = netcfg.build(shared_cfgs / name, width=1, height=1, channels=256)
+    """Their `[net]` sets `inputs=256` and no width or height: 256 values, read as 256×1×1."""
+    model = netcfg.build(shared_cfgs / name)
+    assert model.spec.input_shape == (256, 1, 1)
     out = run(model, torch.rand(2, 256, 1, 1))
     assert out.shape == (2, 256, 1, 1) and torch.isfinite(out).all()
 

@@ -1,4 +1,5 @@
 """Darknet's recurrent layers `[rnn]`, `[crnn]`, `[lstm]`, `[gru]` and `[history]`, with state carried across calls.
+(`[conv_lstm]`, built on the same `Recurrent` base, is in `netcfg.modules.conv_lstm`.)
 
 Time and batch: darknet runs a recurrent layer on a batch of `time_steps × batch` samples, sample
 `t·batch + b` being step t of sequence b (make_*_layer divides the network batch by `time_steps`).

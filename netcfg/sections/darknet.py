@@ -21,14 +21,15 @@ from ..values import PREVIOUS, Activation, Flag, Ref, Refs, Shape, shape_text
 
 @register("net", "network", family="darknet")
 class Net(Section):
-    """`[net]`: the input size; every training and augmentation key is accepted and kept.
+    """`[net]`: the input size; every training and augmentation key is accepted and kept. `inputs=N`
+    without width and height (darknet's rnn.cfg, gru.cfg) is an input of N values, read as N×1×1.
     `letter_box=1` makes `netcfg.detect` letterbox images (keep the aspect ratio, pad with grey)
     instead of stretching them to the input size, as darknet's `detector test`."""
 
     ignored_keys: ClassVar[frozenset[str]] = frozenset(
         "B1 B2 adam adversarial_lr angle aspect attention augment_speed badlabels_rejection_percentage "
         "batch blur burn_in contrastive contrastive_color contrastive_jit_flip cutmix decay "
-        "dynamic_minibatch ema_alpha eps equidistant_point exposure flip gamma gaussian_noise hue inputs "
+        "dynamic_minibatch ema_alpha eps equidistant_point exposure flip gamma gaussian_noise hue "
         "label_smooth_eps learning_rate learning_rate_min loss_scale max_batches "
         "max_chart_loss max_crop min_crop mixup momentum mosaic mosaic_bound "
         "num_sigmas_reject_badlabels optimized_memory policy power resize_step saturation scale "
@@ -41,6 +42,15 @@ class Net(Section):
     height: int = Field(gt=0)
     channels: int = Field(3, gt=0)
     letter_box: Flag = False
+    input_values: int | None = Field(None, gt=0, alias="inputs")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inputs_alone(cls, values):
+        """darknet's `inputs` (h·w·c by default) alone gives the layers N input values: N×1×1 here."""
+        if isinstance(values, dict) and values.get("inputs") is not None and not {"width", "height"} & set(values):
+            return {"width": 1, "height": 1, "channels": values["inputs"], **values}
+        return values
 
 
 class ConvolutionKeys(Section):
