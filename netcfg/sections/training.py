@@ -60,6 +60,10 @@ class NetTrainingKeys(Section):
             )
         if self.policy == "step" and self.step <= 0:
             raise ValueError(f"policy=step divides by step={self.step}: it must be positive")
+        if self.policy == "poly" and not self.max_batches:
+            raise ValueError("policy=poly needs max_batches= (darknet divides by it)")
+        if self.policy == "sgdr" and not (self.sgdr_cycle or self.max_batches):
+            raise ValueError("policy=sgdr needs sgdr_cycle= or max_batches= (darknet loops forever on an empty cycle)")
         if self.batch < self.subdivisions:
             raise ValueError(f"batch={self.batch} is smaller than subdivisions={self.subdivisions}: no mini-batch")
         return self
