@@ -133,3 +133,17 @@ def test_collate_pads_with_rows_darknet_stops_at():
     )
     assert images.shape == (2, 3, 4, 4) and targets.shape == (2, 1, 5)
     assert targets[1].tolist() == [[-1, 0, 0, 0, 0]]
+
+
+def test_groups_decay_weights_only_and_scale_a_layers_rate():
+    model = netcfg.build(
+        "[net]\nwidth=4\nheight=4\nchannels=2\nlearning_rate=0.1\ndecay=0.01\n"
+        "[convolutional]\nfilters=3\nsize=1\nbatch_normalize=1\n[convolutional]\nfilters=2\nsize=1\nlearning_rate=0.5\n"
+        "[convolutional]\nfilters=2\nsize=1\n[shortcut]\nfrom=-2\nweights_type=per_feature\n"
+    )
+    groups = {id(p): (g["lr"], g["weight_decay"]) for g in darknet_sgd(model).param_groups for p in g["params"]}
+    first, second, _, shortcut = model.layers
+    assert groups[id(shortcut.weights)] == (0.1, 0.01)
+    assert groups[id(first.conv.weight)] == (0.1, 0.01) and groups[id(first.bn.weight)] == (0.1, 0.0)
+    assert groups[id(second.conv.weight)] == (0.05, 0.01) and groups[id(second.conv.bias)] == (0.05, 0.0)
+    assert len(groups) == len(list(model.parameters()))

@@ -12,12 +12,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..modules.darknet import Shortcut
 from ..network import Network
 
 
-def _decays(parameter: nn.Parameter) -> bool:
-    """Convolution and connected weights decay (two or more dimensions); biases and scales do not."""
-    return parameter.dim() > 1
+def _decaying(layer: nn.Module) -> set[int]:
+    """ids of the parameters darknet decays: convolution and connected weights and `[shortcut]`'s
+    weights; biases, batch-norm scales and other parameters do not."""
+    found = set()
+    for module in layer.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            found.add(id(module.weight))
+        elif isinstance(module, Shortcut) and module.weights is not None:
+            found.add(id(module.weights))
+    return found
 
 
 def _rate_scale(model: Network, index: int) -> float:
@@ -30,12 +38,12 @@ def parameter_groups(model: Network) -> list[dict]:
     """SGD groups by layer rate scale and decay: [{params, lr, weight_decay}], shared tensors once."""
     net, seen, groups = model.spec.net, set(), {}
     for index, layer in enumerate(model.layers):
-        scale = _rate_scale(model, index)
+        scale, decaying = _rate_scale(model, index), _decaying(layer)
         for parameter in layer.parameters():
             if id(parameter) in seen or not parameter.requires_grad:
                 continue
             seen.add(id(parameter))
-            key = (scale, _decays(parameter))
+            key = (scale, id(parameter) in decaying)
             group = groups.setdefault(
                 key, {"params": [], "lr": net.learning_rate * scale, "weight_decay": net.decay if key[1] else 0.0}
             )
