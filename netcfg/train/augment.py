@@ -41,7 +41,7 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     sector = torch.floor(h * 6)
     f = h * 6 - sector
     p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    sector = sector.long() % 6
+    sector = sector.long().clamp(max=5)  # hue exactly 1 falls in darknet's last branch
     table = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
     out = torch.zeros_like(hsv)
     for k, (r, g, b) in enumerate(table):
@@ -51,17 +51,22 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
 
 
 def distort(image: torch.Tensor, hue: float, saturation: float, exposure: float, rng: random.Random) -> torch.Tensor:
-    """darknet's random_distort_image: hue shifted by U(−hue, hue) (wrapping), saturation and value
-    scaled by rand_scale, clipped to [0, 1]."""
+    """darknet's random_distort_image: hue shifted by U(−hue, hue), saturation and value scaled by
+    rand_scale."""
     if hue == 0 and saturation == 1 and exposure == 1:
         return image
-    dhue, dsat, dexp = rng.uniform(-hue, hue), rand_scale(saturation, rng), rand_scale(exposure, rng)
+    return distort_image(image, rng.uniform(-hue, hue), rand_scale(saturation, rng), rand_scale(exposure, rng))
+
+
+def distort_image(image: torch.Tensor, dhue: float, dsat: float, dexp: float) -> torch.Tensor:
+    """darknet's distort_image: in HSV, saturation × dsat, value × dexp, hue + dhue (wrapped into
+    [0, 1]), back to RGB and clipped to [0, 1] (only then, as darknet's constrain_image)."""
     if image.shape[0] < 3:
         return (image * dexp).clamp(0, 1)
     h, s, v = rgb_to_hsv(image[:3])
     h = h + dhue
     h = torch.where(h > 1, h - 1, torch.where(h < 0, h + 1, h))
-    rgb = hsv_to_rgb(torch.stack((h, (s * dsat).clamp(0, 1), (v * dexp).clamp(0, 1))))
+    rgb = hsv_to_rgb(torch.stack((h, s * dsat, v * dexp)))
     return torch.cat((rgb, image[3:]), dim=0).clamp(0, 1)
 
 
