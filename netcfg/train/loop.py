@@ -66,6 +66,7 @@ class Trainer:
             images, targets = next(batches)
             last = k == net.subdivisions - 1
             context = self.runner.no_sync() if self.world > 1 and not last else nullcontext()
+            self.loss.seen = self.progress.seen + (k + 1) * net.mini_batch
             with context:
                 cost = self.loss(self.runner(images.to(self.device)), targets.to(self.device))
                 (cost * self.world / net.batch).backward()

@@ -5,7 +5,8 @@ input) and passing it unchanged to the layer below (backward_yolo_layer is an `a
 of x, y, objectness and classes is not differentiated, so the deltas act as cross-entropy gradients
 at the logits. `DarknetLoss` reproduces that: it makes each head's backward pass the gradient at its
 output straight to its input, and returns darknet's cost Σ delta² (what darknet prints, `l.cost`)
-with gradient −delta·`delta_normalizer` at each head output (the GPU build's scaling).
+with gradient −delta·`delta_normalizer` at each head output (the GPU build's scaling). `[region]`
+heads are handled alike (their deltas already include the logistic's gradient, as darknet's).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from torch import nn
 
 from ..errors import NetcfgError
 from ..network import Network
-from ..sections.heads import YoloSection
+from ..sections.heads import RegionSection, YoloSection
+from .region import RegionHead, region_delta
 from .yolo import YoloHead, YoloStats, yolo_delta
 
 
@@ -31,6 +33,20 @@ class _StraightThrough(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         return grad, None
+
+
+class _RegionStraightThrough(torch.autograd.Function):
+    """As `_StraightThrough`, for `[region]`, whose output is its input's memory in location-major
+    order (darknet's flatten): the gradient goes back to the input's channel-major layout."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        return output.detach().clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        b, c, h, w = grad.shape
+        return grad.reshape(b, h, w, c).permute(0, 3, 1, 2), None
 
 
 class _DeltaCost(torch.autograd.Function):
@@ -49,32 +65,39 @@ class _DeltaCost(torch.autograd.Function):
 
 
 class DarknetLoss(nn.Module):
-    """darknet's training cost of `model`'s detection heads: `loss(model(x), targets)` in train mode.
+    """darknet's training cost of `model`'s `[yolo]` and `[region]` heads: `loss(model(x), targets)` in
+    train mode.
 
     `targets` is (B, T, 5) rows `class x y w h` in input fractions, padded with rows of 0 and class −1
     (`collate` builds it). The result is summed over images, as darknet's; divide it by `[net] batch`
     before `backward()` to match darknet's update (`darknet_sgd`). Constructing it makes the heads'
     backward darknet's (see the module docstring); `remove()` restores them. `stats` holds each head's
-    assigned-truth count and IoU sum from the last call.
+    assigned-truth count and IoU sum from the last call. `seen` (images seen, this batch included; the
+    trainer keeps it) ends `[region]`'s pull towards the anchors at 12800, as darknet's `net.seen`.
     """
 
     def __init__(self, model: Network):
         super().__init__()
-        self.heads: list[tuple[int, YoloHead]] = []
+        self.heads: list[tuple[int, YoloHead | RegionHead]] = []
+        self._hooks = [model.register_forward_pre_hook(self._remember_size)]
         for position, index in enumerate(model.spec.outputs):
             section = model.spec.layers[index].section
             if not section.is_output:
                 continue
-            if type(section) is not YoloSection:
-                raise NetcfgError(
-                    f"layer {index} [{section.type_name}]: netcfg's darknet loss covers [yolo] heads only"
-                )
-            self.heads.append((position, YoloHead.from_section(section)))
+            if type(section) is YoloSection:
+                self.heads.append((position, YoloHead.from_section(section)))
+                self._hooks.append(model.layers[index].register_forward_hook(_straight))
+            elif type(section) is RegionSection:
+                self.heads.append((position, RegionHead.from_section(section, index)))
+                self._hooks.append(model.layers[index].register_forward_hook(_straight_region))
+            else:
+                self.remove()
+                raise NetcfgError(f"layer {index} [{section.type_name}]: the loss covers [yolo] and [region] heads")
         if not self.heads:
-            raise NetcfgError("the network has no [yolo] head to train")
+            self.remove()
+            raise NetcfgError("the network has no [yolo] or [region] head to train")
         self._size: tuple[int, int] = tuple(model.spec.input_shape[1:])
-        self._hooks = [model.register_forward_pre_hook(self._remember_size)]
-        self._hooks += [model.layers[model.spec.outputs[p]].register_forward_hook(_straight) for p, _ in self.heads]
+        self.seen = 0
         self.stats: list[YoloStats] = []
 
     def _remember_size(self, module: nn.Module, args: tuple) -> None:
@@ -92,11 +115,20 @@ class DarknetLoss(nn.Module):
         self.stats = []
         for position, head in self.heads:
             output = outputs[position]
-            delta, stats = yolo_delta(output, targets.to(output.device), head, self._size)
+            if isinstance(head, RegionHead):
+                delta, stats = region_delta(output, targets.to(output.device), head, self.seen)
+                scale = 1.0
+            else:
+                delta, stats = yolo_delta(output, targets.to(output.device), head, self._size)
+                scale = head.delta_normalizer
             self.stats.append(stats)
-            total = total + _DeltaCost.apply(output, delta, head.delta_normalizer)
+            total = total + _DeltaCost.apply(output, delta, scale)
         return total
 
 
 def _straight(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
     return _StraightThrough.apply(args[0], output) if torch.is_grad_enabled() else output
+
+
+def _straight_region(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+    return _RegionStraightThrough.apply(args[0], output) if torch.is_grad_enabled() else output
