@@ -124,3 +124,11 @@ def test_two_processes_train_what_one_does(dataset):
     first = build(str(dataset / "tiny.cfg")).state_dict()
     assert all((first[k] != v).any() for k, v in one["model"].items())
     torch.testing.assert_close(two["model"], one["model"], rtol=1e-5, atol=1e-6)
+
+
+def test_sync_bn_on_cpu_is_refused_without_a_traceback(dataset, capsys):
+    assert _train(dataset, "--sync-bn", "--device", "cpu") == 1
+    assert (
+        capsys.readouterr().err.strip()
+        == "netcfg train: error: --sync-bn needs GPUs: torch's SyncBatchNorm runs on CUDA only"
+    )

@@ -43,6 +43,8 @@ class Trainer:
         self.per_process = net.mini_batch // world
         self.loss = DarknetLoss(model)
         runner: torch.nn.Module = model
+        if sync_bn and device.type != "cuda":
+            raise NetcfgError("--sync-bn needs GPUs: torch's SyncBatchNorm runs on CUDA only")
         if world > 1:
             if sync_bn:
                 runner = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
