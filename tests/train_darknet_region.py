@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 
-from train_darknet_yolo import Box, box_iou, logistic
+from train_darknet_box import Box, box_iou
+from train_darknet_yolo import logistic
 
 
 def logistic_gradient(y):
