@@ -18,6 +18,7 @@ from .api import build, parse
 from .codegen import CONVERT_HELP, convert_arguments, run_convert
 from .detection.cli import DETECT_HELP, PREDICT_HELP, detect_arguments, predict_arguments, run_detect, run_predict
 from .errors import CfgError, CfgWarning, NetcfgError
+from .train.cli import TRAIN_HELP, run_train, train_arguments
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ COMMANDS: dict[str, Command] = {
     "convert": Command(CONVERT_HELP, convert_arguments, run_convert),
     "detect": Command(DETECT_HELP, detect_arguments, run_detect),
     "predict": Command(PREDICT_HELP, predict_arguments, run_predict),
+    "train": Command(TRAIN_HELP, train_arguments, run_train),
 }
 
 

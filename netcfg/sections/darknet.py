@@ -17,23 +17,24 @@ from ..modules import darknet as m
 from ..registry import register
 from ..section import Context, LayerCall, Section, SpecError
 from ..values import PREVIOUS, Activation, Flag, Ref, Refs, Shape, shape_text
+from .training import NetTrainingKeys
 
 
 @register("net", "network", family="darknet")
-class Net(Section):
-    """`[net]`: the input size; every training and augmentation key is accepted and kept. `inputs=N`
-    without width and height (darknet's rnn.cfg, gru.cfg) is an input of N values, read as N×1×1.
-    `letter_box=1` makes `netcfg.detect` letterbox images (keep the aspect ratio, pad with grey)
-    instead of stretching them to the input size, as darknet's `detector test`."""
+class Net(NetTrainingKeys):
+    """`[net]`: the input size, and the training keys `netcfg.train` reads; the other training and
+    augmentation keys are accepted and kept. `inputs=N` without width and height (darknet's rnn.cfg,
+    gru.cfg) is an input of N values, read as N×1×1. `letter_box=1` makes `netcfg.detect` letterbox
+    images (keep the aspect ratio, pad with grey) instead of stretching them, as darknet's `detector test`."""
 
     ignored_keys: ClassVar[frozenset[str]] = frozenset(
         "B1 B2 adam adversarial_lr angle aspect attention augment_speed badlabels_rejection_percentage "
-        "batch blur burn_in contrastive contrastive_color contrastive_jit_flip cutmix decay "
-        "dynamic_minibatch ema_alpha eps equidistant_point exposure flip gamma gaussian_noise hue "
-        "label_smooth_eps learning_rate learning_rate_min loss_scale max_batches "
-        "max_chart_loss max_crop min_crop mixup momentum mosaic mosaic_bound "
-        "num_sigmas_reject_badlabels optimized_memory policy power resize_step saturation scale "
-        "scales seen seq_scales sequential_subdivisions sgdr_cycle sgdr_mult step steps subdivisions "
+        "blur contrastive contrastive_color contrastive_jit_flip cutmix "
+        "dynamic_minibatch ema_alpha eps equidistant_point gaussian_noise "
+        "label_smooth_eps loss_scale "
+        "max_chart_loss max_crop min_crop mixup mosaic mosaic_bound "
+        "num_sigmas_reject_badlabels optimized_memory resize_step "
+        "seen seq_scales sequential_subdivisions "
         "time_steps track try_fix_nan unsupervised use_cuda_graph weights_reject_freq "
         "workspace_size_limit_MB random".split()
     )

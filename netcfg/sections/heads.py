@@ -14,12 +14,11 @@ from ..modules import heads
 from ..registry import register
 from ..section import Context, LayerCall, Section, SpecError
 from ..values import Flag, FloatList, IntList, Shape
+from .training import RegionTrainingKeys, YoloTrainingKeys
 
 YOLO_TRAINING_KEYS = frozenset(
-    "max show_details max_delta counters_per_class label_smooth_eps objectness_smooth iou_normalizer "
-    "obj_normalizer cls_normalizer delta_normalizer iou_loss iou_thresh_kind jitter "
-    "resize focal_loss ignore_thresh truth_thresh iou_thresh random track_history_size sim_thresh "
-    "dets_for_track dets_for_show track_ciou_norm embedding_layer map".split()
+    "show_details track_history_size sim_thresh dets_for_track dets_for_show "
+    "track_ciou_norm embedding_layer map".split()
 )
 
 
@@ -95,7 +94,7 @@ class _Masked(_Anchored):
 
 
 @register("yolo", family="darknet")
-class YoloSection(_Masked):
+class YoloSection(YoloTrainingKeys, _Masked):
     """`[yolo]`: the previous layer's predictions for the anchors picked by `mask`, activated as darknet
     does; boxes come from the module's `decode`. Output layout: see `modules.heads.Yolo`."""
 
@@ -126,7 +125,7 @@ class YoloSection(_Masked):
 
 
 @register("Gaussian_yolo", family="darknet")
-class GaussianYoloSection(_Masked):
+class GaussianYoloSection(YoloTrainingKeys, _Masked):
     """`[Gaussian_yolo]`: YOLOv3 with a Gaussian (mean, uncertainty) per box coordinate; each anchor
     predicts 9 + classes values. Output layout: see `modules.heads.GaussianYolo`."""
 
@@ -157,7 +156,7 @@ class GaussianYoloSection(_Masked):
 
 
 @register("region", family="darknet")
-class RegionSection(_Anchored):
+class RegionSection(RegionTrainingKeys, _Anchored):
     """`[region]` (YOLOv2): num·(classes + 5) predictions per cell, activated as darknet does; anchors
     are in grid cells. Output layout: see `modules.heads.Region`.
 
@@ -170,10 +169,7 @@ class RegionSection(_Anchored):
         "[region]\nanchors=1.08,1.19, 3.42,4.41, 6.63,11.38\nclasses=2\ncoords=4\nnum=3\nsoftmax=1\n"
     )
 
-    ignored_keys: ClassVar[frozenset[str]] = frozenset(
-        "max log sqrt focal_loss jitter resize rescore thresh classfix absolute random coord_scale "
-        "object_scale noobject_scale mask_scale class_scale bias_match tree map".split()
-    )
+    ignored_keys: ClassVar[frozenset[str]] = frozenset("tree map".split())
 
     coords: int = 4
     softmax: Flag = False

@@ -1,0 +1,118 @@
+"""darknet's `.data` files, image lists and the detection dataset `netcfg train` reads.
+
+A `.data` file is `key = value` lines (`classes`, `train`, `valid`, `names`, `backup`; `#` starts a
+comment); paths are relative to the working directory, as darknet reads them. The train list names
+one image per line; each image's boxes are in its label file (`targets.label_path`).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import NetcfgError
+from .augment import clip_boxes, distort, fit, flip
+from .targets import label_path, read_labels
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """What a darknet `.data` file says: class count, image lists, class names and the backup folder."""
+
+    classes: int
+    train: Path
+    valid: Path | None = None
+    names: Path | None = None
+    backup: Path = Path("backup")
+
+
+def read_data_file(path: str | os.PathLike) -> DataFile:
+    """Parse a darknet `.data` file; NetcfgError naming the line when it is malformed or lacks `train`."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise NetcfgError(f"{path}:{number}: expected `key = value`, got {line!r}")
+        values[key.strip()] = value.strip()
+    if "train" not in values:
+        raise NetcfgError(f"{path}: no `train = <image list>` line")
+    try:
+        classes = int(values.get("classes", "20"))
+    except ValueError:
+        raise NetcfgError(f"{path}: classes = {values['classes']!r} is not a whole number") from None
+    optional = {k: Path(values[k]) for k in ("valid", "names") if k in values}
+    return DataFile(classes, Path(values["train"]), backup=Path(values.get("backup", "backup")), **optional)
+
+
+def image_list(path: str | os.PathLike) -> list[str]:
+    """The image paths of a darknet list file, one a line."""
+    paths = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    if not paths:
+        raise NetcfgError(f"{path}: the image list is empty")
+    return paths
+
+
+def load_image(path: str, channels: int) -> torch.Tensor:
+    """An image file as a (channels, H, W) float tensor in [0, 1] (Pillow, imported when needed)."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            converted = image.convert("L" if channels == 1 else "RGB")
+    except (OSError, ValueError) as exc:
+        raise NetcfgError(f"{path}: cannot read the image: {exc}") from None
+    array = torch.from_numpy(np.asarray(converted, dtype=np.float32).copy()) / 255
+    return array[None] if array.dim() == 2 else array.permute(2, 0, 1)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """The `[net]` augmentation keys the dataset applies (flip, hue, saturation, exposure)."""
+
+    flip: bool = False
+    hue: float = 0.0
+    saturation: float = 1.0
+    exposure: float = 1.0
+
+    @classmethod
+    def from_net(cls, net) -> Augment:
+        return cls(net.flip, net.hue, net.saturation, net.exposure)
+
+
+class DetectionDataset(torch.utils.data.Dataset):
+    """Images and their darknet labels, augmented and fitted to the network input: (image, rows)."""
+
+    def __init__(
+        self,
+        paths: list[str],
+        size: tuple[int, int, int],
+        augment: Augment = Augment(),
+        letterbox: bool = False,
+        max_boxes: int = 200,
+        seed: int = 0,
+    ):
+        self.paths, self.size, self.augment = paths, size, augment
+        self.letterbox, self.max_boxes, self.seed = letterbox, max_boxes, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = random.Random(hash((self.seed, self.epoch, index)))
+        path = self.paths[index]
+        image = load_image(path, self.size[0])
+        boxes = read_labels(label_path(path))
+        if self.augment.flip and rng.random() < 0.5:
+            image, boxes = flip(image, boxes)
+        image = distort(image, self.augment.hue, self.augment.saturation, self.augment.exposure, rng)
+        image, boxes = fit(image, boxes, self.size[1:], self.letterbox)
+        return image, clip_boxes(boxes, self.max_boxes)
