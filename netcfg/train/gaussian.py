@@ -178,10 +178,10 @@ def _background(p: torch.Tensor, targets: torch.Tensor, usable: torch.Tensor, he
     return delta
 
 
-def _smooth_ignored(p, delta, targets, where, matched, best_t, head: GaussianHead) -> None:
+def _smooth_ignored(p, delta, targets, entries, matched, best_t, head: GaussianHead) -> None:
     """With `objectness_smooth`, ignored predictions learn objectness IoU² and their best truth's class
     (in place)."""
-    bi, ai, ji, ii = where
+    bi, ai, ji, ii = entries
     iou = matched[bi, ai, ji, ii]
     delta[bi, ai, 8, ji, ii] = head.obj_normalizer * (iou * iou - p[bi, ai, 8, ji, ii])
     class_id = targets[bi, best_t[bi, ai, ji, ii], 0].long()
@@ -189,9 +189,9 @@ def _smooth_ignored(p, delta, targets, where, matched, best_t, head: GaussianHea
     delta[bi, ai, 9:, ji, ii] = _class_delta(cls_out, torch.zeros_like(cls_out), class_id, head)
 
 
-def _towards_best_truth(p, delta, targets, where, best_iou, best_t, head: GaussianHead, net) -> None:
+def _towards_best_truth(p, delta, targets, entries, best_iou, best_t, head: GaussianHead, net) -> None:
     """Predictions over `truth_thresh` learn their best truth as if assigned to it (in place)."""
-    bi, ai, ji, ii = where
+    bi, ai, ji, ii = entries
     truth = targets[bi, best_t[bi, ai, ji, ii]]
     class_id = truth[:, 0].long()
     iou = best_iou[bi, ai, ji, ii]
