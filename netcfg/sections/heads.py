@@ -14,7 +14,7 @@ from ..modules import heads
 from ..registry import register
 from ..section import Context, LayerCall, Section, SpecError
 from ..values import Flag, FloatList, IntList, Shape
-from .training import RegionTrainingKeys, YoloTrainingKeys
+from .training import GaussianYoloTrainingKeys, RegionTrainingKeys, YoloTrainingKeys
 
 YOLO_TRAINING_KEYS = frozenset(
     "show_details track_history_size sim_thresh dets_for_track dets_for_show "
@@ -125,7 +125,7 @@ class YoloSection(YoloTrainingKeys, _Masked):
 
 
 @register("Gaussian_yolo", family="darknet")
-class GaussianYoloSection(YoloTrainingKeys, _Masked):
+class GaussianYoloSection(GaussianYoloTrainingKeys, _Masked):
     """`[Gaussian_yolo]`: YOLOv3 with a Gaussian (mean, uncertainty) per box coordinate; each anchor
     predicts 9 + classes values. Output layout: see `modules.heads.GaussianYolo`."""
 
@@ -134,7 +134,7 @@ class GaussianYoloSection(YoloTrainingKeys, _Masked):
         "[Gaussian_yolo]\nmask=0,1\nanchors=4,5, 8,9, 12,10\nnum=3\nclasses=2\nscale_x_y=1.1\n"
     )
 
-    ignored_keys: ClassVar[frozenset[str]] = YOLO_TRAINING_KEYS | {"uc_normalizer"}
+    ignored_keys: ClassVar[frozenset[str]] = YOLO_TRAINING_KEYS
 
     scale_x_y: float = 1.0
     yolo_point: Literal["center", "left_top", "right_bottom"] = "center"

@@ -107,6 +107,13 @@ class YoloTrainingKeys(Section):
         return self
 
 
+class GaussianYoloTrainingKeys(YoloTrainingKeys):
+    """`[Gaussian_yolo]`'s loss keys (parse_gaussian_yolo): `[yolo]`'s, and `uc_normalizer`, the weight of
+    the uncertainty (σ) deltas. darknet does not read `focal_loss` for this head."""
+
+    uc_normalizer: float = 1.0
+
+
 class RegionTrainingKeys(Section):
     """`[region]` (YOLOv2) loss and augmentation keys (parse_region), read by `netcfg.train`."""
 

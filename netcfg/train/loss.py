@@ -5,8 +5,9 @@ input) and passing it unchanged to the layer below (backward_yolo_layer is an `a
 of x, y, objectness and classes is not differentiated, so the deltas act as cross-entropy gradients
 at the logits. `DarknetLoss` reproduces that: it makes each head's backward pass the gradient at its
 output straight to its input, and returns darknet's cost Σ delta² (what darknet prints, `l.cost`)
-with gradient −delta·`delta_normalizer` at each head output (the GPU build's scaling). `[region]`
-heads are handled alike (their deltas already include the logistic's gradient, as darknet's).
+with gradient −delta·`delta_normalizer` at each head output (the GPU build's scaling).
+`[Gaussian_yolo]` heads are handled as `[yolo]` ones, and `[region]` heads alike (their deltas already
+include the logistic's gradient, as darknet's).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from torch import nn
 
 from ..errors import NetcfgError
 from ..network import Network
-from ..sections.heads import RegionSection, YoloSection
+from ..sections.heads import GaussianYoloSection, RegionSection, YoloSection
+from .gaussian import GaussianHead, gaussian_delta
 from .region import RegionHead, region_delta
 from .yolo import YoloHead, YoloStats, yolo_delta
 
@@ -65,8 +67,8 @@ class _DeltaCost(torch.autograd.Function):
 
 
 class DarknetLoss(nn.Module):
-    """darknet's training cost of `model`'s `[yolo]` and `[region]` heads: `loss(model(x), targets)` in
-    train mode.
+    """darknet's training cost of `model`'s `[yolo]`, `[Gaussian_yolo]` and `[region]` heads:
+    `loss(model(x), targets)` in train mode.
 
     `targets` is (B, T, 5) rows `class x y w h` in input fractions, padded with rows of 0 and class −1
     (`collate` builds it). The result is summed over images, as darknet's; divide it by `[net] batch`
@@ -78,24 +80,27 @@ class DarknetLoss(nn.Module):
 
     def __init__(self, model: Network):
         super().__init__()
-        self.heads: list[tuple[int, YoloHead | RegionHead]] = []
+        self.heads: list[tuple[int, YoloHead | GaussianHead | RegionHead]] = []
         self._hooks = [model.register_forward_pre_hook(self._remember_size)]
         for position, index in enumerate(model.spec.outputs):
             section = model.spec.layers[index].section
             if not section.is_output:
                 continue
-            if type(section) is YoloSection:
-                self.heads.append((position, YoloHead.from_section(section)))
+            if type(section) in (YoloSection, GaussianYoloSection):
+                kind = GaussianHead if type(section) is GaussianYoloSection else YoloHead
+                self.heads.append((position, kind.from_section(section)))
                 self._hooks.append(model.layers[index].register_forward_hook(_straight))
             elif type(section) is RegionSection:
                 self.heads.append((position, RegionHead.from_section(section, index)))
                 self._hooks.append(model.layers[index].register_forward_hook(_straight_region))
             else:
                 self.remove()
-                raise NetcfgError(f"layer {index} [{section.type_name}]: the loss covers [yolo] and [region] heads")
+                raise NetcfgError(
+                    f"layer {index} [{section.type_name}]: the loss covers [yolo], [Gaussian_yolo] and [region] heads"
+                )
         if not self.heads:
             self.remove()
-            raise NetcfgError("the network has no [yolo] or [region] head to train")
+            raise NetcfgError("the network has no [yolo], [Gaussian_yolo] or [region] head to train")
         self._size: tuple[int, int] = tuple(model.spec.input_shape[1:])
         self.seen = 0
         self.stats: list[YoloStats] = []
@@ -118,6 +123,9 @@ class DarknetLoss(nn.Module):
             if isinstance(head, RegionHead):
                 delta, stats = region_delta(output, targets.to(output.device), head, self.seen)
                 scale = 1.0
+            elif isinstance(head, GaussianHead):
+                delta, stats = gaussian_delta(output, targets.to(output.device), head, self._size)
+                scale = head.delta_normalizer
             else:
                 delta, stats = yolo_delta(output, targets.to(output.device), head, self._size)
                 scale = head.delta_normalizer

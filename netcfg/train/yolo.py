@@ -12,6 +12,7 @@ keeps darknet's accumulations and overwrites).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -46,6 +47,11 @@ class YoloHead:
     objectness_smooth: bool = False
     new_coords: bool = False
     max_boxes: int = 200
+    #: The section's keys copied as they are.
+    section_keys: ClassVar[tuple[str, ...]] = (
+        "classes ignore_thresh truth_thresh iou_thresh iou_loss iou_thresh_kind iou_normalizer cls_normalizer "
+        "obj_normalizer delta_normalizer label_smooth_eps max_delta focal_loss objectness_smooth new_coords max_boxes"
+    ).split()
 
     @classmethod
     def from_section(cls, section) -> YoloHead:
@@ -63,14 +69,8 @@ class YoloHead:
             num=section.num,
             mask=section.used_mask,
             multipliers=multipliers,
-            **{key: getattr(section, key) for key in _SECTION_KEYS},
+            **{key: getattr(section, key) for key in cls.section_keys},
         )
-
-
-_SECTION_KEYS = (
-    "classes ignore_thresh truth_thresh iou_thresh iou_loss iou_thresh_kind iou_normalizer cls_normalizer "
-    "obj_normalizer delta_normalizer label_smooth_eps max_delta focal_loss objectness_smooth new_coords max_boxes"
-).split()
 
 
 def valid_truths(targets: torch.Tensor, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,7 +103,7 @@ def _class_delta(out: torch.Tensor, delta: torch.Tensor, class_id: torch.Tensor,
     k = torch.arange(out.shape[0], device=out.device)
     eps = head.label_smooth_eps
     true_value = 1 - eps + 0.5 * eps if eps else 1.0
-    multiplier = _multiplier(class_id, head, out)
+    multiplier = class_multiplier(class_id, head, out)
     again = delta[k, class_id] != 0
     repeat = delta.clone()
     value = true_value - out[k, class_id]
@@ -121,7 +121,7 @@ def _class_delta(out: torch.Tensor, delta: torch.Tensor, class_id: torch.Tensor,
     return torch.where(again[:, None], repeat, first)
 
 
-def _multiplier(class_id: torch.Tensor, head: YoloHead, like: torch.Tensor) -> torch.Tensor:
+def class_multiplier(class_id: torch.Tensor, head: YoloHead, like: torch.Tensor) -> torch.Tensor:
     """Per-entry class multipliers from `counters_per_class` (1 without them)."""
     if head.multipliers is None:
         return torch.ones(class_id.shape, dtype=like.dtype, device=like.device)
@@ -228,7 +228,7 @@ def _towards_best_truth(p, delta, targets, close, best_iou, best_t, head: YoloHe
     cls_out = p[bi, ai, 5:, ji, ii]
     cls = _class_delta(cls_out, torch.zeros_like(cls_out), class_id, head)
     k = torch.arange(len(bi), device=p.device)
-    multiplier = _multiplier(class_id, head, p)
+    multiplier = class_multiplier(class_id, head, p)
     if head.objectness_smooth:
         cls[k, class_id] = multiplier * (square - cls_out[k, class_id])
     delta[bi, ai, 5:, ji, ii] = cls
@@ -240,18 +240,19 @@ def _towards_best_truth(p, delta, targets, close, best_iou, best_t, head: YoloHe
     delta[bi, ai, :4, ji, ii] += box
 
 
-def _assign(p, delta, truth, usable, head: YoloHead, net, stats: YoloStats) -> None:
-    """One truth of every image: its cell's best-shaped anchor, and every other anchor of this head over
-    `iou_thresh`, learn it (in place, in darknet's order)."""
-    h, w = p.shape[-2:]
-    net_size = torch.tensor([net[1], net[0]], dtype=p.dtype, device=p.device)
-    anchors = torch.tensor(head.anchors[: head.num], dtype=p.dtype, device=p.device) / net_size
+def assigned_anchors(
+    truth: torch.Tensor, usable: torch.Tensor, head: YoloHead, net: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Which anchors learn one truth of every image: the best-shaped of the first `num`, and every other
+    over `iou_thresh`, if this head's mask has them. Returns the images, anchors and their mask slots."""
+    net_size = torch.tensor([net[1], net[0]], dtype=truth.dtype, device=truth.device)
+    anchors = torch.tensor(head.anchors[: head.num], dtype=truth.dtype, device=truth.device) / net_size
     shapes = torch.cat((torch.zeros_like(anchors), anchors), dim=1)
     shifted = torch.cat((torch.zeros_like(truth[:, 1:3]), truth[:, 3:5]), dim=1)
     shape_iou = box_iou(shapes[None], shifted[:, None])
     best_n = shape_iou.argmax(dim=1)
-    in_mask = torch.zeros(head.num, dtype=torch.bool, device=p.device)
-    slot = torch.full((head.num,), -1, dtype=torch.long, device=p.device)
+    in_mask = torch.zeros(head.num, dtype=torch.bool, device=truth.device)
+    slot = torch.full((head.num,), -1, dtype=torch.long, device=truth.device)
     for position, n in reversed(list(enumerate(head.mask))):
         if n < head.num:
             in_mask[n], slot[n] = True, position
@@ -260,14 +261,21 @@ def _assign(p, delta, truth, usable, head: YoloHead, net, stats: YoloStats) -> N
         chosen |= box_iou_kind(shapes[None], shifted[:, None], head.iou_thresh_kind) > head.iou_thresh
     chosen &= in_mask[None] & usable[:, None]
     bi, ni = chosen.nonzero(as_tuple=True)
+    return bi, ni, slot[ni]
+
+
+def _assign(p, delta, truth, usable, head: YoloHead, net, stats: YoloStats) -> None:
+    """One truth of every image: the anchors `assigned_anchors` picks, in the truth's cell, learn it (in
+    place, in darknet's order)."""
+    h, w = p.shape[-2:]
+    bi, ni, ai = assigned_anchors(truth, usable, head, net)
     if not len(bi):
         return
     t = truth[bi]
     ii = (t[:, 1] * w).long().clamp(0, w - 1)
     ji = (t[:, 2] * h).long().clamp(0, h - 1)
-    ai = slot[ni]
     class_id = t[:, 0].long()
-    multiplier = _multiplier(class_id, head, p)
+    multiplier = class_multiplier(class_id, head, p)
     box, iou = _box_delta(
         p[bi, ai, :4, ji, ii],
         t[:, 1:],
