@@ -18,10 +18,13 @@ GB = 1e9
 
 @dataclass(frozen=True)
 class Budget:
-    """The most a network may ask for: parameters (8 GB as float32) and peak layer-output bytes at batch 1."""
+    """The most a network may ask for: parameters (8 GB as float32), peak layer-output bytes at batch 1, and
+    the billions of operations the windows of its convolutions and pools slide over at batch 1 (a huge
+    window on a small input allocates little but would run for hours)."""
 
     max_parameters: int = 2_000_000_000
     max_activation_bytes: int = 8 * 2**30
+    max_window_bflops: float = 5_000.0
 
 
 DEFAULT_BUDGET = Budget()
@@ -35,6 +38,7 @@ class Estimate:
     layer_parameters: tuple[int, ...]
     activation_bytes: int
     peak_layer: int
+    layer_window_bflops: tuple[float, ...] = ()
 
     @property
     def parameters(self) -> int:
@@ -52,14 +56,32 @@ def estimate(spec: Spec) -> Estimate:
     with torch.device("meta"):
         counts = tuple(_parameters(spec, layer) for layer in spec.layers)
     peak, peak_layer = _peak_activations(spec)
-    return Estimate(counts, peak, peak_layer)
+    return Estimate(counts, peak, peak_layer, tuple(_window_bflops(layer) for layer in spec.layers))
 
 
 def _parameters(spec: Spec, layer: LayerSpec) -> int:
     if layer.shares is not None:
         return 0  # tied to the shared layer's, counted there
-    module = layer.section.layer(list(layer.input_shapes), spec.context(layer)).instantiate()
+    try:
+        module = layer.section.layer(list(layer.input_shapes), spec.context(layer)).instantiate()
+    except RuntimeError as exc:  # torch cannot even describe a tensor that large, on the meta device
+        errors = Diagnostics(spec.file)
+        errors.add(layer.raw, layer.index, f"this layer's parameters are too many to count: {exc}")
+        raise CfgError(errors.items) from None
     return sum(p.numel() for p in module.parameters())
+
+
+def _window_bflops(layer: LayerSpec) -> float:
+    """Billions of operations of the layer's window at batch 1: the section's own count (pools), else
+    2 × kernel area × input channels per group × output elements; 0 for a layer without a window."""
+    own = layer.section.bflops(list(layer.input_shapes), layer.shape)
+    if own is not None:
+        return own
+    geometry = layer.section.geometry
+    if geometry is None:
+        return 0.0
+    kh, kw = geometry.kernel
+    return 2 * kh * kw * (layer.input_shapes[0][0] // geometry.groups) * _numel(layer.shape) / 1e9
 
 
 def _peak_activations(spec: Spec) -> tuple[int, int]:
@@ -104,6 +126,16 @@ def check(spec: Spec, budget: Budget) -> Estimate:
             f"one forward at batch 1 keeps {found.activation_bytes / GB:.2f} GB of layer outputs alive, over the "
             f"budget of {budget.max_activation_bytes / GB:.2f} GB (pass budget=netcfg.Budget("
             f"max_activation_bytes=...) to allow it); the peak is reached at this layer, output {layer.shape}",
+        )
+    work = found.layer_window_bflops
+    if work and sum(work) > budget.max_window_bflops:
+        index = max(range(len(work)), key=work.__getitem__)
+        errors.add(
+            spec.layers[index].raw,
+            index,
+            f"one forward at batch 1 slides windows over {sum(work):,.0f} billion operations, over the budget of "
+            f"{budget.max_window_bflops:,.0f} (pass budget=netcfg.Budget(max_window_bflops=...) to allow it); "
+            f"this layer costs the most: {work[index]:,.0f}",
         )
     if errors.items:
         raise CfgError(errors.items)
