@@ -53,10 +53,22 @@ class Estimate:
 
 def estimate(spec: Spec) -> Estimate:
     """The parameters of every layer's module, built on the meta device, and the peak activation memory."""
+    known: dict[tuple, int] = {}
     with torch.device("meta"):
-        counts = tuple(_parameters(spec, layer) for layer in spec.layers)
+        counts = tuple(_counted(spec, layer, known) for layer in spec.layers)
     peak, peak_layer = _peak_activations(spec)
     return Estimate(counts, peak, peak_layer, tuple(_window_bflops(layer) for layer in spec.layers))
+
+
+def _counted(spec: Spec, layer: LayerSpec, known: dict[tuple, int]) -> int:
+    """`_parameters`, counted once for equal sections on equal inputs (repeat= and include fan-outs)."""
+    key = (layer.section, layer.input_shapes, layer.shares is None)
+    try:
+        if key not in known:
+            known[key] = _parameters(spec, layer)
+        return known[key]
+    except TypeError:  # a user section with unhashable fields: counted every time
+        return _parameters(spec, layer)
 
 
 def _parameters(spec: Spec, layer: LayerSpec) -> int:
@@ -86,7 +98,8 @@ def _window_bflops(layer: LayerSpec) -> float:
 
 def _peak_activations(spec: Spec) -> tuple[int, int]:
     """Peak bytes of the outputs alive at once (input included) in a forward that frees each output after
-    its last reader, as `Network` does; and the layer at which it is reached."""
+    its last reader, as `Network` does, plus the padded copy of its input a windowed layer makes; and the
+    layer at which it is reached."""
     itemsize = 4
     sizes = {NETWORK_INPUT: _numel(spec.input_shape) * itemsize}
     sizes.update({layer.index: _numel(layer.shape) * itemsize for layer in spec.layers})
@@ -94,10 +107,21 @@ def _peak_activations(spec: Spec) -> tuple[int, int]:
     live, peak, peak_layer = sizes[NETWORK_INPUT], 0, 0
     for layer, freed in zip(spec.layers, release):
         live += sizes[layer.index]
-        if live > peak:
-            peak, peak_layer = live, layer.index
+        during = live + _padded_input(layer) * itemsize
+        if during > peak:
+            peak, peak_layer = during, layer.index
         live -= sum(sizes[i] for i in freed)
     return peak, peak_layer
+
+
+def _padded_input(layer: LayerSpec) -> int:
+    """Elements of the padded copy of the input a windowed layer may make while it runs (0 unpadded)."""
+    geometry = layer.section.geometry
+    if geometry is None or not any(geometry.padding) or not layer.input_shapes:
+        return 0
+    c, h, w = layer.input_shapes[0]
+    extra = sum(geometry.padding)
+    return c * (h + extra) * (w + extra)
 
 
 def _numel(shape: tuple[int, int, int]) -> int:
@@ -125,7 +149,8 @@ def check(spec: Spec, budget: Budget) -> Estimate:
             layer.index,
             f"one forward at batch 1 keeps {found.activation_bytes / GB:.2f} GB of layer outputs alive, over the "
             f"budget of {budget.max_activation_bytes / GB:.2f} GB (pass budget=netcfg.Budget("
-            f"max_activation_bytes=...) to allow it); the peak is reached at this layer, output {layer.shape}",
+            f"max_activation_bytes=...) to allow it); the peak is reached at this layer, output {layer.shape}"
+            + (f", its padded input {4 * padded / GB:.2f} GB" if (padded := _padded_input(layer)) else ""),
         )
     work = found.layer_window_bflops
     if work and sum(work) > budget.max_window_bflops:
