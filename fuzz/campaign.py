@@ -69,21 +69,32 @@ def cli_case(rng: random.Random, folder: Path, index: int) -> list[str]:
     return [*command, target] if command else [target]
 
 
+def streams(args: argparse.Namespace, folder: Path) -> dict[str, tuple[int, Iterator[Any]]]:
+    """Each kind's case count and payloads, each drawn from its own seeded generator so any id reproduces."""
+    seed, values = args.seed, list(value_cases())[: args.values if args.values >= 0 else None]
+    return {
+        "parse": (args.parse, (fuzzkit.parse_case(_rng(seed, "parse", i)) for i in range(args.parse))),
+        "build": (args.build, (fuzzkit.build_case(_rng(seed, "build", i)) for i in range(args.build))),
+        "values": (len(values), iter(values)),
+        "bombs": (args.bombs + 5, bomb_cases(args.bombs, seed, folder)),
+        "weights": (args.weights, (fuzzweights.mutated_file(_rng(seed, "weights", i)) for i in range(args.weights))),
+        "cli": (args.cli, (cli_case(_rng(seed, "cli", i), folder, i) for i in range(args.cli))),
+    }
+
+
 def cases(args: argparse.Namespace, folder: Path) -> Iterator[Case]:
-    """All cases, kind after kind, each drawn from its own seeded generator so any id reproduces."""
-    seed = args.seed
-    for i in range(args.parse):
-        yield "parse", f"parse-{i}", fuzzkit.parse_case(_rng(seed, "parse", i))
-    for i in range(args.build):
-        yield "build", f"build-{i}", fuzzkit.build_case(_rng(seed, "build", i))
-    for i, text in enumerate(itertools.islice(value_cases(), args.values if args.values >= 0 else None)):
-        yield "values", f"values-{i}", text
-    for i, payload in enumerate(bomb_cases(args.bombs, seed, folder)):
-        yield "bombs", f"bombs-{i}", payload
-    for i in range(args.weights):
-        yield "weights", f"weights-{i}", fuzzweights.mutated_file(_rng(seed, "weights", i))
-    for i in range(args.cli):
-        yield "cli", f"cli-{i}", cli_case(_rng(seed, "cli", i), folder, i)
+    """All cases, the kinds interleaved in proportion to their counts (so a campaign stopped early with
+    Ctrl-C has covered every kind alike)."""
+    pending = {kind: stream for kind, stream in streams(args, folder).items() if stream[0] > 0}
+    done = Counter()
+    while pending:
+        kind = min(pending, key=lambda k: done[k] / pending[k][0])
+        payload = next(pending[kind][1], None)
+        if payload is None:
+            del pending[kind]
+            continue
+        yield kind, f"{kind}-{done[kind]}", payload
+        done[kind] += 1
 
 
 @dataclass
@@ -203,8 +214,11 @@ def main() -> int:
         ]
         for thread in threads:
             thread.start()
-        for case in cases(args, Path(scratch)):
-            feed.put(case)
+        try:
+            for case in cases(args, Path(scratch)):
+                feed.put(case)
+        except KeyboardInterrupt:
+            print("interrupted: finishing the cases under way", flush=True)
         for _ in threads:
             feed.put(None)
         for thread in threads:

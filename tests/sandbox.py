@@ -49,28 +49,37 @@ def _on_alarm(signum: int, frame: object) -> None:
     raise CaseTimeout("the case ran past its time limit")
 
 
+def _run_one(runner: Runner, payload: Any, seconds: float) -> str:
+    """The runner's outcome, with the alarm armed only while it runs."""
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return runner(payload)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def _serve(conn, parent_end, runners: dict[str, Runner], memory: int, seconds: float) -> None:
     """The worker loop: limit memory once, then run each (kind, payload) received and send its Result."""
     parent_end.close()  # inherited by the fork: closed so the worker sees EOF when the parent closes its end
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (_mapped_bytes() + memory, hard))
     signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the campaign, not the case under way
     while True:
         try:
             kind, payload = conn.recv()
         except EOFError:
             return
         start = time.perf_counter()
-        outcome, error = "", ""
-        signal.setitimer(signal.ITIMER_REAL, seconds)
         try:
-            outcome = runners[kind](payload)
-        except CaseTimeout:
-            outcome, error = "timeout", traceback.format_exc()
-        except BaseException:
-            outcome, error = "escaped", traceback.format_exc()
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            try:
+                outcome, error = _run_one(runners[kind], payload, seconds), ""
+            except CaseTimeout:
+                outcome, error = "timeout", traceback.format_exc()
+            except BaseException:
+                outcome, error = "escaped", traceback.format_exc()
+        except CaseTimeout:  # the alarm fired as the case ended, before it was disarmed
+            outcome, error = "timeout", "the time limit passed as the case ended"
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         conn.send(Result(outcome, time.perf_counter() - start, peak, error))
 
@@ -78,8 +87,8 @@ def _serve(conn, parent_end, runners: dict[str, Runner], memory: int, seconds: f
 class Sandbox:
     """Runs cases in a forked worker; `run` returns a Result and restarts the worker after a finding."""
 
-    def __init__(self, runners: dict[str, Runner], memory: int = 2**31, seconds: float = 20.0):
-        self.runners, self.memory, self.seconds = runners, memory, seconds
+    def __init__(self, runners: dict[str, Runner], memory: int = 2**31, seconds: float = 20.0, grace: float = GRACE):
+        self.runners, self.memory, self.seconds, self.grace = runners, memory, seconds, grace
         self._start()
 
     def _start(self) -> None:
@@ -96,10 +105,10 @@ class Sandbox:
         start = time.perf_counter()
         self._conn.send((kind, payload))
         try:
-            if self._conn.poll(self.seconds + GRACE):
+            if self._conn.poll(self.seconds + self.grace):
                 result = self._conn.recv()
             else:
-                result = Result("hang", time.perf_counter() - start, 0.0, f"no answer in {self.seconds + GRACE} s")
+                result = Result("hang", time.perf_counter() - start, 0.0, f"no answer in {self.seconds + self.grace} s")
         except EOFError:
             self._process.join(1)
             code = self._process.exitcode

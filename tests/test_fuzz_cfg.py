@@ -7,7 +7,6 @@ runs more, and fuzz/campaign.py far more."""
 from __future__ import annotations
 
 import random
-import warnings
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from fuzzkit import build_case, mutate_bytes, mutate_lines, parse_case
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import netcfg
 from netcfg.resources import bundled_cfgs
 
 BUNDLED = sorted(bundled_cfgs().values())
@@ -60,9 +58,3 @@ def test_a_case_that_escapes_is_reported_by_the_sandbox(sandbox):  # noqa: F811
     """The harness can fail: a cfg the runner is told to build but that only parses is not 'refused'."""
     result = sandbox.run("bombs", "[net]\nwidth=8\nheight=8\n[convolutional]\nfilters=2\nsize=1\n")
     assert result.outcome == "escaped" and "a resource bomb was built" in result.error
-
-
-def test_the_corpus_parses_unmutated():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", netcfg.CfgWarning)
-        assert all(netcfg.parse(path).layers for path in BUNDLED)
