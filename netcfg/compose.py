@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CfgError, Diagnostics, did_you_mean
-from .files import IncludeRoots
+from .files import CfgText, IncludeRoots
 from .reader import RawOption, RawSection, read_sections
 from .registry import lookup
 from .section import SpecError
@@ -103,6 +103,9 @@ class _Expansion:
     errors: Diagnostics
     out: list[Placed]
     full: bool = False
+    #: Each included file's text and sections (or why it cannot be read), by (file=, including file):
+    #: an include fan-out reads and parses a file once, however many times it is included.
+    read: dict[tuple[str, str], tuple[CfgText, list[RawSection]] | SpecError | CfgError] = field(default_factory=dict)
 
     def into(self, raws: list[RawSection], scope: Scope, chain: list[tuple[str, Path | None]]) -> None:
         """Place `raws` (written in `scope`'s file; `chain` the files including it) after `out`."""
@@ -141,11 +144,10 @@ class _Expansion:
             errors.add(raw, None, "required key is missing", "file")
             return
         try:
-            found = self.roots.locate(raw.options["file"].value, raw.file)
+            found, sections = self._read(raw.options["file"].value, raw.file)
             if found.path is not None and found.path in [real for _, real in chain]:
                 cycle = " → ".join([*(n for n, _ in chain), found.name])
                 raise SpecError(f"include cycle: {cycle}", "file")
-            sections = read_sections(found.content, found.name)
         except SpecError as exc:
             errors.add(raw, None, exc.message, exc.key)
             return
@@ -165,6 +167,20 @@ class _Expansion:
         if _define(scope, qualifier, len(self.out) - 1, raw, errors):
             for inner_label, index in inner.labels.items():
                 _define(scope, f"{qualifier}.{inner_label}", index, raw, errors)
+
+    def _read(self, target: str, including: str) -> tuple[CfgText, list[RawSection]]:
+        """The included file and its sections, read on its first include and remembered (errors too)."""
+        key = (target, including)
+        if key not in self.read:
+            try:
+                found = self.roots.locate(target, including)
+                self.read[key] = (found, read_sections(found.content, found.name))
+            except (SpecError, CfgError) as exc:
+                self.read[key] = exc
+        known = self.read[key]
+        if isinstance(known, SpecError | CfgError):
+            raise known.with_traceback(None)
+        return known
 
 
 def _define(scope: Scope, label: str, index: int, raw: RawSection, errors: Diagnostics) -> bool:

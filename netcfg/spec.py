@@ -220,6 +220,7 @@ def _infer_shapes(
 ) -> list[LayerSpec]:
     shapes: list[Shape | None] = []
     layers: list[LayerSpec] = []
+    done: dict[int, LayerSpec] = {}  # the layers so far by index, kept as they come (not rebuilt per layer)
     input_shape = (net.channels, net.height, net.width)
     for index, (section, (raw, scope)) in enumerate(zip(sections, ((p.raw, p.scope) for p in placed))):
         shapes.append(None)
@@ -247,11 +248,12 @@ def _infer_shapes(
             continue
         layer = LayerSpec(index, section, raw, tuple(sources), tuple(in_shapes), shape)
         try:
-            layer = _with_shared(layer, scope, {done.index: done for done in layers}, net)
+            layer = _with_shared(layer, scope, done, net)
         except SpecError as exc:
             errors.add(raw, index, exc.message, exc.key)
             continue
         shapes[index] = shape
+        done[index] = layer
         layers.append(layer)
     return layers
 

@@ -60,7 +60,7 @@ def test_huge_inputs_are_refused_before_allocating(size):
     cfg = f"[net]\nwidth={size}\nheight={size}\nchannels=3\n[convolutional]\nfilters=64\nsize=3\npad=1\n"
     with pytest.raises(netcfg.CfgError) as exc:
         netcfg.build(cfg)
-    (item,) = exc.value.items
+    item = exc.value.items[0]  # the window's work may be over its budget too, reported after
     assert item.layer == 0 and "GB of layer outputs alive, over the budget" in item.message
 
 
@@ -69,3 +69,31 @@ def test_a_huge_repeat_is_refused_while_expanding():
         netcfg.parse("[net]\nwidth=8\nheight=8\n[convolutional]\nfilters=2\nrepeat=1000000000\n")
     (item,) = exc.value.items
     assert (item.line, item.key) == (6, "repeat") and "more than 100,000 layers" in item.message
+
+
+@pytest.mark.parametrize(
+    "section", ["[maxpool]\nsize=10000\nstride=1\n", "[convolutional]\nfilters=1\nsize=10000\npad=1\n"]
+)
+def test_a_huge_window_on_a_small_input_is_refused_for_its_work(section):
+    """Little memory, but hours of work (found by fuzzing: both hung in the forward): refused at the layer."""
+    cfg = "[net]\nwidth=256\nheight=256\nchannels=3\n" + section
+    with pytest.raises(netcfg.CfgError) as exc:
+        netcfg.build(cfg)
+    (item,) = exc.value.items
+    assert item.layer == 0 and "billion operations, over the budget of 5,000" in item.message
+    assert estimate(netcfg.parse(cfg)).layer_window_bflops[0] > 5000
+
+
+def test_window_work_is_twice_the_multiply_adds_of_a_convolution():
+    """8 filters of 3×3 over 4 channels, 16×16 output: 2·9·4·8·256 operations."""
+    spec = netcfg.parse("[net]\nwidth=16\nheight=16\nchannels=4\n[convolutional]\nfilters=8\nsize=3\npad=1\n")
+    assert estimate(spec).layer_window_bflops == (2 * 9 * 4 * 8 * 256 / 1e9,)
+
+
+def test_parameters_too_many_for_torch_to_describe_are_a_located_error():
+    """in_features·out_features overflows int64 even on the meta device (found by fuzzing: RuntimeError)."""
+    cfg = "[net]\nwidth=1000000\nheight=1000000\nchannels=3\n[connected]\noutput=2147483647\n"
+    with pytest.raises(netcfg.CfgError) as exc:
+        netcfg.build(cfg)
+    (item,) = exc.value.items
+    assert (item.layer, item.section) == (0, "connected") and "too many to count" in item.message

@@ -124,8 +124,8 @@ class ImplicitSection(Section):
 
     example: ClassVar[str] = "[implicit]\nfilters=8\nmean=1\nstd=0.02\n"
 
-    mean: float = 0.0
-    std: float = Field(0.2, ge=0)
+    mean: float = Field(0.0, ge=-1e38, le=1e38)  # mean ± std must stay a finite float32
+    std: float = Field(0.2, ge=0, le=1e38)
     filters: int = Field(128, gt=0)
     atoms: int = Field(1, gt=0)
 

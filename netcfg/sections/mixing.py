@@ -23,7 +23,7 @@ class GC(Section):
 
     example: ClassVar[str] = "[gc]\nratio=0.25\nfusion=add,mul\n"
 
-    ratio: float = Field(0.0625, gt=0)
+    ratio: float = Field(0.0625, gt=0, le=64)
     pooling: Literal["att", "avg"] = "att"
     fusion: tuple[Literal["add", "mul"], ...] = Field(("add",), min_length=1)
 
@@ -214,7 +214,7 @@ class FAN(Section):
     example: ClassVar[str] = "[fan]\nheads=2\nmlp_ratio=2\n"
 
     heads: int = Field(8, gt=0)
-    mlp_ratio: float = Field(4.0, gt=0)
+    mlp_ratio: float = Field(4.0, gt=0, le=64)
 
     def hidden_channels(self, channels: int) -> int:
         return max(1, int(channels * self.mlp_ratio))

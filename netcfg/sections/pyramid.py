@@ -61,7 +61,7 @@ class ASPPSection(Section):
     example: ClassVar[str] = "[aspp]\nfilters=8\nrates=2,4\nseparable=1\n"
 
     filters: int = Field(256, gt=0)
-    rates: IntList = (6, 12, 18)
+    rates: IntList = Field((6, 12, 18), max_length=64)
     image_pooling: Flag = True
     separable: Flag = False
 

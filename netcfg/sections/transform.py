@@ -20,7 +20,7 @@ class STNSection(Section):
     example: ClassVar[str] = "[stn]\nfilters=8\npool=2\n"
 
     filters: int = Field(32, gt=0)
-    pool: int = Field(4, gt=0)
+    pool: int = Field(4, gt=0, le=1024)
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
         return shapes[0]
