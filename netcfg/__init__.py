@@ -5,6 +5,7 @@ from .budget import Budget, Estimate
 from .codegen import to_python
 from .errors import CfgError, CfgItem, CfgWarning, NetcfgError, WeightsError
 from .network import Network
+from .optimize import optimize
 from .pretrained import load_state_dict_from
 from .registry import register
 from .section import Context, LayerCall, Section, SpecError
@@ -30,6 +31,7 @@ __all__ = [
     "build",
     "load_darknet_weights",
     "load_state_dict_from",
+    "optimize",
     "parse",
     "register",
     "save_darknet_weights",
