@@ -1,13 +1,13 @@
 """One figure measured in this process: `python benchmarks/figures.py FIGURE CFG WEIGHTS THREADS [ONNX]`.
 
 Prints `seconds peak_MiB` (the median over a few repeats inside the process, and the process's peak
-resident memory), for the driver `benchmarks/run.py` to collect from fresh processes.
+resident memory, `VmHWM`: unlike `ru_maxrss` it does not carry the forking parent's peak across
+exec), for the driver `benchmarks/run.py` to collect from fresh processes.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import resource
 import statistics
 import sys
 import tempfile
@@ -131,12 +131,21 @@ FIGURES: dict[str, Callable[[str, str, int, str], float]] = {
 }
 
 
+def peak_mib() -> float:
+    """This process's peak resident memory in MiB (Linux `VmHWM`), or NaN where there is none."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return float("nan")
+    line = next((row for row in status.read_text().splitlines() if row.startswith("VmHWM:")), None)
+    return float(line.split()[1]) / 1024 if line else float("nan")
+
+
 def main() -> None:
     figure, cfg, weights, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     onnx_path = sys.argv[5] if len(sys.argv) > 5 else ""
     torch.set_num_threads(threads)
     seconds = FIGURES[figure](cfg, weights, threads, onnx_path)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mib()
     print(f"{seconds:.6f} {peak:.1f}")
 
 
