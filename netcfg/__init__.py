@@ -6,6 +6,7 @@ from .codegen import to_python
 from .detection import Detection, Prediction, classify, detect
 from .errors import CfgError, CfgItem, CfgWarning, NetcfgError, WeightsError
 from .network import Network
+from .optimize import optimize
 from .pretrained import load_state_dict_from
 from .registry import register
 from .section import Context, LayerCall, Section, SpecError
@@ -35,6 +36,7 @@ __all__ = [
     "detect",
     "load_darknet_weights",
     "load_state_dict_from",
+    "optimize",
     "parse",
     "register",
     "save_darknet_weights",

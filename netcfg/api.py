@@ -8,10 +8,10 @@ from . import sections  # noqa: F401  (registers the built-in section types)
 from .budget import DEFAULT_BUDGET, Budget
 from .budget import check as check_budget
 from .files import CfgSource, read_cfg
+from .loading import build_loaded
 from .network import Network, build_network
 from .reader import read_sections
 from .spec import Spec, build_spec
-from .weights import load_darknet_weights
 
 
 def parse(cfg: CfgSource, *, strict: bool = False, include_dirs: Iterable[CfgSource] = (), **net_overrides) -> Spec:
@@ -30,13 +30,12 @@ def build(
     budget: Budget = DEFAULT_BUDGET,
     **net_overrides,
 ) -> Network:
-    """Build a Network from a cfg path, bundled name or text; optionally load darknet weights (not under
-    `torch.device("meta")`: WeightsError, as the file need not cover every tensor). A network whose
+    """Build a Network from a cfg path, bundled name or text; optionally load darknet weights, read
+    straight into the new tensors (not under `torch.device("meta")`: WeightsError, as the file need
+    not cover every tensor). A network whose
     parameters or activations exceed `budget` is refused (CfgError) before anything is allocated."""
     spec = cfg if isinstance(cfg, Spec) else parse(cfg, strict=strict, include_dirs=include_dirs, **net_overrides)
     check_budget(spec, budget)
-    model = build_network(spec)
-    if weights is not None:
-        load_darknet_weights(model, weights)
+    model = build_network(spec) if weights is None else build_loaded(spec, weights)
     model.eval()
     return model

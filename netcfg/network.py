@@ -139,12 +139,17 @@ def _fused(module: nn.Module) -> nn.Module:
     return module
 
 
-def build_network(spec: Spec) -> Network:
-    """Instantiate every layer's module from the spec; a layer that shares another's parameters
-    (`share_index`) holds that layer's parameter-owning children themselves (tied, not copied)."""
-    modules = [
-        layer.section.layer(list(layer.input_shapes), spec.context(layer)).instantiate() for layer in spec.layers
-    ]
+def layer_module(spec: Spec, index: int) -> nn.Module:
+    """A new module for layer `index` of the spec, initialised as its class does."""
+    layer = spec.layers[index]
+    return layer.section.layer(list(layer.input_shapes), spec.context(layer)).instantiate()
+
+
+def build_network(spec: Spec, modules: Sequence[nn.Module] | None = None) -> Network:
+    """Instantiate every layer's module from the spec (or take `modules`, one per layer); a layer that
+    shares another's parameters (`share_index`) holds that layer's parameter-owning children themselves
+    (tied, not copied)."""
+    modules = [layer_module(spec, i) for i in range(len(spec.layers))] if modules is None else list(modules)
     for layer in spec.layers:
         if layer.shares is not None:
             for name in shared_children(modules[layer.shares]):

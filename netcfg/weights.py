@@ -18,6 +18,7 @@ The training keys `dontload` and `dontloadscales` are not honoured (every layer 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import stat
 import struct
@@ -225,12 +226,20 @@ def _read(path: str | os.PathLike, size: int) -> bytearray:
 def _check_values(values: torch.Tensor, entry: _LayerTensors, start: int, file: str) -> None:
     """Refuse NaN or infinite values, and negative batch-norm variances, naming layer and tensor."""
     for tensor, name in zip(entry.tensors, entry.names):
-        chunk = values[start : start + tensor.numel()]
+        check_tensor(values[start : start + tensor.numel()], entry, name, file)
         start += tensor.numel()
-        if not bool(torch.isfinite(chunk).all()):
-            raise WeightsError(f"{file}: {entry.label} {name} holds NaN or infinite values (validate=False loads them)")
-        if name.endswith("running_var") and bool((chunk < 0).any()):
-            raise WeightsError(f"{file}: {entry.label} {name} holds negative variances (validate=False loads them)")
+
+
+def check_tensor(values: torch.Tensor, entry: _LayerTensors, name: str, file: str) -> None:
+    """Refuse one tensor's NaN or infinite values, or negative values when it is a variance (one
+    NaN-propagating min/max pass: no temporary the size of the tensor)."""
+    if not values.numel():
+        return
+    low, high = (float(v) for v in torch.aminmax(values))
+    if not math.isfinite(low) or not math.isfinite(high):
+        raise WeightsError(f"{file}: {entry.label} {name} holds NaN or infinite values (validate=False loads them)")
+    if name.endswith("running_var") and low < 0:
+        raise WeightsError(f"{file}: {entry.label} {name} holds negative variances (validate=False loads them)")
 
 
 def _plan_load(layout: list[_LayerTensors], floats: int, stray: int, file: str) -> tuple[int, list[int]]:
@@ -277,6 +286,16 @@ def _amount(floats: int, stray: int) -> str:
     return text + f" and {stray} stray bytes" if stray else text
 
 
+def warn_old_format(header: DarknetHeader, file: str, stacklevel: int) -> None:
+    """Say when the header marks darknet's old format (connected matrices stored transposed)."""
+    if header.transpose:
+        warnings.warn(
+            f"{file}: header version {header.major}.{header.minor} (above 1000) marks darknet's old format: "
+            "connected weight matrices are read transposed",
+            stacklevel=stacklevel,
+        )
+
+
 def load_darknet_weights(model: Network, path: str | os.PathLike, validate: bool = True) -> int:
     """Load a darknet `.weights` file into `model`; returns how many leading layers it covered.
 
@@ -289,12 +308,7 @@ def load_darknet_weights(model: Network, path: str | os.PathLike, validate: bool
     _refuse_meta(model, "load")
     file = str(path)
     header, size = _header(path)
-    if header.transpose:
-        warnings.warn(
-            f"{file}: header version {header.major}.{header.minor} (above 1000) marks darknet's old format: "
-            "connected weight matrices are read transposed",
-            stacklevel=2,
-        )
+    warn_old_format(header, file, stacklevel=3)
     layout = _layout(model, header)
     floats, stray = divmod(size - header.size, FLOAT)
     covered, offsets = _plan_load(layout, floats, stray, file)  # sizes checked before the body is read

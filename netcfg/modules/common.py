@@ -91,7 +91,7 @@ class ConvBNAct(nn.Module):
         )
         # Plug-in blocks follow their papers and PyTorch's default momentum (0.1), not darknet's.
         self.bn = nn.BatchNorm2d(filters) if batch_normalize else None
-        self.act = activation(activation_name)
+        self.act = activation(activation_name, inplace=True)  # it only sees this block's own new output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)

@@ -77,7 +77,7 @@ class DarknetConv(nn.Module):
             bias=not batch_normalize,
         )
         self.bn = nn.BatchNorm2d(filters, eps=1e-5, momentum=DARKNET_BN_MOMENTUM) if batch_normalize else None
-        self.act = activation(activation_name)
+        self.act = activation(activation_name, inplace=True)  # it only sees this layer's own new output
         self.blur = Blur(filters, stride, antialiasing) if antialiasing else None
         self.binary = binary or xnor
         self.xnor = xnor

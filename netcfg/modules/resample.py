@@ -16,9 +16,29 @@ def _darknet_pad(padding: int) -> tuple[int, int, int, int]:
     return (before, after, before, after)
 
 
+def _darknet_size(n: int, size: int, stride: int, padding: int) -> int:
+    """Darknet's pool output length: (n + padding − size) / stride + 1."""
+    return (n + padding - size) // stride + 1
+
+
+def _torch_size(n: int, size: int, stride: int, pad: int, ceil_mode: bool) -> int:
+    """`max_pool2d`'s output length with `pad` on both sides (its rule for ceil mode included)."""
+    span = n + 2 * pad - size
+    out = (span + stride - 1) // stride + 1 if ceil_mode else span // stride + 1
+    if ceil_mode and (out - 1) * stride >= n + pad:
+        out -= 1
+    return out
+
+
 class MaxPool(nn.Module):
     """`[maxpool]`: darknet's padding (`padding` in all, `padding // 2` left/top, −inf fill);
-    with `antialiasing` the pool runs at stride 1 and a fixed blur applies the stride."""
+    with `antialiasing` the pool runs at stride 1 and a fixed blur applies the stride.
+
+    Darknet's windows start `padding // 2` before the input and ignore whatever lies outside it,
+    so when `max_pool2d` with that padding on both sides (its own −inf fill, in ceil mode or not)
+    gives darknet's output size, its windows are darknet's: no padded copy is made. Otherwise (the
+    right/bottom padding is read and larger than the left/top, or exceeds half the window) the input
+    is padded explicitly."""
 
     def __init__(
         self,
@@ -35,10 +55,23 @@ class MaxPool(nn.Module):
         self.blur = Blur(channels, stride, antialiasing) if antialiasing else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if any(self.pad):
-            x = F.pad(x, self.pad, value=float("-inf"))
-        x = F.max_pool2d(x, self.size, self.stride)
+        x = self._pool(x)
         return x if self.blur is None else self.blur(x)
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Darknet's max pool, through `max_pool2d`'s own padding where it gives darknet's windows."""
+        before, after = self.pad[0], self.pad[1]
+        padding = before + after
+        if 2 * before <= self.size:
+            h, w = int(x.shape[-2]), int(x.shape[-1])
+            sh, sw = self.stride[0], self.stride[1]
+            want_h, want_w = _darknet_size(h, self.size, sh, padding), _darknet_size(w, self.size, sw, padding)
+            for ceil_mode in (False, True):
+                if _torch_size(h, self.size, sh, before, ceil_mode) == want_h and (
+                    _torch_size(w, self.size, sw, before, ceil_mode) == want_w
+                ):
+                    return F.max_pool2d(x, self.size, self.stride, before, ceil_mode=ceil_mode)
+        return F.max_pool2d(F.pad(x, self.pad, value=float("-inf")), self.size, self.stride)
 
 
 class MaxPoolDepth(nn.Module):

@@ -1,0 +1,153 @@
+"""One figure measured in this process: `python benchmarks/figures.py FIGURE CFG WEIGHTS THREADS [ONNX]`.
+
+Prints `seconds peak_MiB` (the median over a few repeats inside the process, and the process's peak
+resident memory, `VmHWM`: unlike `ru_maxrss` it does not carry the forking parent's peak across
+exec), for the driver `benchmarks/run.py` to collect from fresh processes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+import netcfg
+
+REPEATS = 3
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = REPEATS, warmup: int = 1) -> float:
+    """Median wall time of `fn` after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def once(fn: Callable[[], object]) -> float:
+    """Wall time of one call (for figures a fresh process should see once: builds, parses)."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _input(model: netcfg.Network) -> torch.Tensor:
+    net = model.spec.net
+    return torch.randn(1, net.channels, net.height, net.width, generator=torch.Generator().manual_seed(0))
+
+
+def _generated(cfg: str) -> torch.nn.Module:
+    """An instance of the class `netcfg convert` writes for `cfg`."""
+    path = Path(tempfile.mkdtemp()) / "generated_net.py"
+    path.write_text(netcfg.to_python(cfg, class_name="Generated"))
+    spec = importlib.util.spec_from_file_location("generated_net", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Generated()
+
+
+def netcfg_forward(cfg: str, weights: str, variant: str) -> float:
+    """Forward time of netcfg's network: eager, fused, optimize(), optimize(compile=True), generated."""
+    model = netcfg.build(cfg, weights=weights)
+    x = _input(model)
+    if variant == "generated":
+        generated = _generated(cfg).eval()
+        generated.load_state_dict(model.state_dict())
+        model = generated
+    elif variant == "fused":
+        model.fuse()
+    elif variant in ("optimized", "compiled"):
+        model = netcfg.optimize(model, compile=variant == "compiled")
+    with torch.inference_mode():
+        return median_seconds(lambda: model(x))
+
+
+def opencv_forward(cfg: str, weights: str, threads: int) -> float:
+    import cv2
+
+    cv2.setNumThreads(threads)
+    net = cv2.dnn.readNetFromDarknet(cfg, weights)
+    blob = _input(netcfg.build(cfg)).numpy()
+    names = net.getUnconnectedOutLayersNames()
+
+    def run() -> object:
+        net.setInput(blob)
+        return net.forward(names)
+
+    return median_seconds(run)
+
+
+def onnxruntime_forward(cfg: str, onnx_path: str, threads: int) -> float:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: _input(netcfg.build(cfg)).numpy()}
+    return median_seconds(lambda: session.run(None, feed))
+
+
+def build_load_forward(cfg: str, weights: str) -> float:
+    """Build + load + one forward: the figure whose peak memory is quoted."""
+
+    def run() -> None:
+        model = netcfg.build(cfg, weights=weights)
+        with torch.inference_mode():
+            model(_input(model))
+
+    return once(run)
+
+
+def deep_cfg(layers: int) -> str:
+    """A cfg of `layers` small convolutions, for the per-layer cost of parse + build."""
+    return "[net]\nwidth=8\nheight=8\nchannels=4\n" + "[convolutional]\nfilters=4\nsize=1\nactivation=leaky\n" * layers
+
+
+FIGURES: dict[str, Callable[[str, str, int, str], float]] = {
+    "forward": lambda c, w, t, o: netcfg_forward(c, w, "eager"),
+    "forward-fused": lambda c, w, t, o: netcfg_forward(c, w, "fused"),
+    "forward-optimized": lambda c, w, t, o: netcfg_forward(c, w, "optimized"),
+    "forward-compiled": lambda c, w, t, o: netcfg_forward(c, w, "compiled"),
+    "forward-generated": lambda c, w, t, o: netcfg_forward(c, w, "generated"),
+    "forward-opencv": lambda c, w, t, o: opencv_forward(c, w, t),
+    "forward-onnxruntime": lambda c, w, t, o: onnxruntime_forward(c, o, t),
+    "build": lambda c, w, t, o: once(lambda: netcfg.build(c)),
+    "build-load": lambda c, w, t, o: once(lambda: netcfg.build(c, weights=w)),
+    "load-opencv": lambda c, w, t, o: once(lambda: __import__("cv2").dnn.readNetFromDarknet(c, w)),
+    "parse": lambda c, w, t, o: median_seconds(lambda: netcfg.parse(c)),
+    "deep-parse-build": lambda c, w, t, o: once(lambda: netcfg.build(deep_cfg(int(c)))),
+    "build-load-forward": lambda c, w, t, o: build_load_forward(c, w),
+}
+
+
+def peak_mib() -> float:
+    """This process's peak resident memory in MiB (Linux `VmHWM`), or NaN where there is none."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return float("nan")
+    line = next((row for row in status.read_text().splitlines() if row.startswith("VmHWM:")), None)
+    return float(line.split()[1]) / 1024 if line else float("nan")
+
+
+def main() -> None:
+    figure, cfg, weights, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    onnx_path = sys.argv[5] if len(sys.argv) > 5 else ""
+    torch.set_num_threads(threads)
+    seconds = FIGURES[figure](cfg, weights, threads, onnx_path)
+    peak = peak_mib()
+    print(f"{seconds:.6f} {peak:.1f}")
+
+
+if __name__ == "__main__":
+    main()

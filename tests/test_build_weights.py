@@ -1,0 +1,111 @@
+"""`build(cfg, weights=...)` reads the file straight into fresh tensors: the network equals a normal
+build loaded with `load_darknet_weights`, spends no random initialisation on what the file covers,
+keeps the class's own initialisation for what it does not, and refuses bad files alike."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+import torch
+from test_weights import CFG, FLOATS, HEADER, file_floats, snapshot, write
+
+import netcfg
+from netcfg import PartialWeightsWarning, WeightsError, load_darknet_weights, save_darknet_weights
+from netcfg.network import layer_module
+from netcfg.registry import section_types
+from netcfg.section import EXAMPLE_NET
+
+EXAMPLES = {t.name: EXAMPLE_NET + t.model.example for t in section_types() if t.name != "net"}
+
+
+def randomised_file(cfg: str, path, header: tuple[int, int, int] = (0, 2, 5)) -> str | None:
+    """A .weights file of random values (variances positive) for `cfg`, or None when it has no darknet form."""
+    torch.manual_seed(1)
+    source = netcfg.build(cfg)
+    source.darknet_header = netcfg.DarknetHeader(*header)
+    with torch.no_grad():
+        for tensor in (*source.parameters(), *source.buffers()):
+            if tensor.is_floating_point():
+                tensor.uniform_(0.5, 1.5)
+    try:
+        save_darknet_weights(source, path)
+    except WeightsError:
+        return None
+    return str(path)
+
+
+@pytest.mark.parametrize("cfg", EXAMPLES.values(), ids=EXAMPLES.keys())
+def test_build_with_weights_equals_build_then_load(cfg, tmp_path):
+    path = randomised_file(cfg, tmp_path / "w.weights")
+    if path is None:
+        pytest.skip("the section owns parameters a .weights file cannot describe")
+    expected = netcfg.build(cfg)
+    load_darknet_weights(expected, path)
+    model = netcfg.build(cfg, weights=path)
+    assert snapshot(model) == snapshot(expected)
+    assert model.darknet_header == expected.darknet_header
+
+
+def test_old_format_with_transposed_matrices_loads_alike(tmp_path):
+    cfg = EXAMPLE_NET + "[connected]\noutput=6\nactivation=leaky\n[convolutional]\nfilters=2\nsize=1\nflipped=1\n"
+    cfg = cfg.replace("[connected]", "[convolutional]\nfilters=2\nsize=1\n[connected]")
+    path = randomised_file(cfg, tmp_path / "old.weights", header=(1001, 2, 0))
+    with pytest.warns(UserWarning, match="above 1000"):
+        expected = netcfg.build(cfg)
+        load_darknet_weights(expected, path)
+    with pytest.warns(UserWarning, match="above 1000"):
+        model = netcfg.build(cfg, weights=path)
+    assert snapshot(model) == snapshot(expected)
+
+
+def test_a_covering_file_spends_no_random_initialisation(tmp_path):
+    path = write(tmp_path / "w.weights", HEADER, file_floats())
+    state = torch.random.get_rng_state()
+    model = netcfg.build(CFG, weights=path)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert int(model.layers[0].bn.num_batches_tracked) == 0
+
+
+def test_layers_a_partial_file_lacks_keep_their_own_initialisation(tmp_path):
+    data = file_floats()
+    path = write(tmp_path / "p.weights", HEADER, data[: sum(FLOATS[:2])])
+    torch.manual_seed(7)
+    with pytest.warns(PartialWeightsWarning, match="loaded layers 0..3 of 6"):
+        model = netcfg.build(CFG, weights=path)
+    np.testing.assert_array_equal(model.layers[1].conv.bias.detach().numpy(), data[124:128])
+    torch.manual_seed(7)  # the covered layers drew nothing, so layer 5 is the first to draw
+    fresh = {"layers.4." + k: v for k, v in layer_module(model.spec, 4).state_dict().items()}
+    fresh |= {"layers.5." + k: v for k, v in layer_module(model.spec, 5).state_dict().items()}
+    after = model.state_dict()
+    for key, value in fresh.items():
+        assert torch.equal(after[key], value), key
+
+
+@pytest.mark.parametrize(
+    ("values", "fragments"),
+    [
+        (lambda d: d[: sum(FLOATS[:5]) + 3], ("layer 5 [convolutional]", "expects 10 floats", "only 3 floats")),
+        (lambda d: np.concatenate([d, d[:1]]), ("1 float ", "trailing")),
+        (lambda d: np.where(np.arange(d.size) == 130, np.nan, d), ("layer 1 [convolutional]", "NaN or infinite")),
+        (lambda d: np.where(np.arange(d.size) == 13, -1, d), ("layer 0 [convolutional]", "negative variances")),
+    ],
+    ids=["truncated", "trailing", "nan", "negative-variance"],
+)
+def test_bad_files_are_refused_as_load_refuses_them(tmp_path, values, fragments):
+    path = write(tmp_path / "bad.weights", HEADER, values(file_floats()).astype(np.float32))
+    with pytest.raises(WeightsError) as built:
+        netcfg.build(CFG, weights=path)
+    with pytest.raises(WeightsError) as loaded:
+        load_darknet_weights(netcfg.build(CFG), path)
+    assert str(built.value) == str(loaded.value)
+    for fragment in fragments:
+        assert fragment in str(built.value)
+
+
+def test_a_bad_header_is_refused(tmp_path):
+    path = tmp_path / "h.weights"
+    path.write_bytes(struct.pack("<iii", 0, 2, 5))
+    with pytest.raises(WeightsError, match="needs 20 bytes"):
+        netcfg.build(CFG, weights=path)
