@@ -40,16 +40,15 @@ class RawSection:
 
 
 class _ToEntries(Transformer):
-    """Turns parse-tree nodes into (kind, token, value) tuples as the parser reduces them."""
+    """Turns parse-tree nodes into (kind, token, ...) tuples as the parser reduces them."""
 
     def header(self, children: list[Token]):
-        (name,) = children
-        return ("header", name, "".join(name.split()))
+        (rest,) = children
+        return ("header", rest, "".join(rest[:-1].split()))
 
-    def option(self, children: list[Token]):
-        key = children[0]
-        value = children[1] if len(children) > 1 else ""
-        return ("option", key, "".join(key.split()), "".join(str(value).split()))
+    def OPTION(self, token: Token):
+        key, _, value = token.partition("=")
+        return ("option", token, "".join(key.split()), "".join(value.split()))
 
     def start(self, children):
         return children
