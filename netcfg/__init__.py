@@ -4,6 +4,7 @@ from .api import build, parse
 from .budget import Budget, Estimate
 from .codegen import to_python
 from .errors import CfgError, CfgItem, CfgWarning, NetcfgError, WeightsError
+from .export import export_onnx
 from .network import Network
 from .pretrained import load_state_dict_from
 from .registry import register
@@ -28,6 +29,7 @@ __all__ = [
     "SpecError",
     "WeightsError",
     "build",
+    "export_onnx",
     "load_darknet_weights",
     "load_state_dict_from",
     "parse",
