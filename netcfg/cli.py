@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .api import build, parse
 from .codegen import CONVERT_HELP, convert_arguments, run_convert
 from .errors import CfgError, CfgWarning, NetcfgError
+from .export.command import EXPORT_HELP, export_arguments, run_export
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ COMMANDS: dict[str, Command] = {
     "summary": Command("print a network's layers, shapes, parameters and BFLOPs", _summary_arguments, run_summary),
     "list": Command("list bundled cfgs and section types with their keys", _list_arguments, run_list),
     "convert": Command(CONVERT_HELP, convert_arguments, run_convert),
+    "export": Command(EXPORT_HELP, export_arguments, run_export),
 }
 
 

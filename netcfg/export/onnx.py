@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import io
+import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +73,7 @@ def export_onnx(
     module: nn.Module = WithNms(network, thresh, iou_thresh) if nms else network
     example = _example(network, (1, *network.spec.input_shape))
     names = ("detections",) if nms else _output_names(network)
-    onnx_model = _export(module, example, names, dynamic, opset)
+    onnx_model = export_module(module, (example,), (INPUT_NAME,), names, dynamic=dynamic, opset=opset)
     if path is not None:
         Path(path).write_bytes(onnx_model)
     axes = _dynamic_axes(onnx_model)
@@ -80,21 +82,34 @@ def export_onnx(
     return OnnxExport(None if path is None else Path(path), onnx_model, names, axes, parity)
 
 
-def _export(module: nn.Module, example: torch.Tensor, names: Sequence[str], dynamic: bool, opset: int | None) -> bytes:
-    """The dynamo exporter's ONNX bytes for `module(example)`; ExportError when it fails."""
-    shapes = ({0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO},) if dynamic else None
-    with warnings.catch_warnings(), torch.no_grad():
+def export_module(
+    module: nn.Module,
+    examples: tuple[torch.Tensor, ...],
+    input_names: Sequence[str],
+    output_names: Sequence[str] | None = None,
+    *,
+    dynamic: bool = False,
+    opset: int | None = None,
+    optimize: bool = True,
+) -> bytes:
+    """The dynamo exporter's ONNX bytes for `module(*examples)` (4-d inputs; `dynamic` frees their
+    batch, height and width where the module allows; `optimize` runs onnxscript's graph optimiser,
+    slow on large graphs); ExportError when it fails."""
+    free = {0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
+    shapes = tuple(free for _ in examples) if dynamic else None
+    with warnings.catch_warnings(), torch.no_grad(), _quiet_exporter():
         warnings.simplefilter("ignore")
         try:
             program = torch.onnx.export(
                 module,
-                (example,),
+                examples,
                 dynamo=True,
-                input_names=[INPUT_NAME],
-                output_names=list(names),
+                input_names=list(input_names),
+                output_names=None if output_names is None else list(output_names),
                 opset_version=opset,
                 dynamic_shapes=shapes,
                 custom_translation_table={torch.ops.netcfg.nms.default: nms_onnx},
+                optimize=optimize,
                 verbose=False,
             )
         except Exception as exc:  # the exporter raises many types; the message is what the user needs
@@ -102,6 +117,18 @@ def _export(module: nn.Module, example: torch.Tensor, names: Sequence[str], dyna
     buffer = io.BytesIO()
     program.save(buffer)
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's log lines (e.g. that torchvision's ops are skipped) while it runs."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _root_cause(exc: BaseException) -> str:
