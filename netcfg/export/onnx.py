@@ -44,10 +44,13 @@ class OnnxExport:
 
 
 def require_export_dependencies() -> None:
-    """Import the export extra's packages, or ExportError naming the install command."""
+    """Check the export extra's packages are installed (and torch has the dynamo exporter's automatic
+    dynamic sizes, torch ≥ 2.6), or ExportError naming what to install."""
     missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
     if missing:
         raise ExportError(f"exporting needs {', '.join(missing)}: pip install 'netcfg[export]'")
+    if not hasattr(torch.export.Dim, "AUTO"):
+        raise ExportError(f"exporting needs torch >= 2.6 (the dynamo exporter), not {torch.__version__}")
 
 
 def export_onnx(
