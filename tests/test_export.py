@@ -106,3 +106,11 @@ def test_parity_measures_abs_and_rel_error_and_shape_mismatches():
     bad = compare((1, 3, 8, 8), want, [got[0], np.zeros((3, 2))])
     assert not bad.within(1, 1) and "output 1 is (3, 2)" in str(bad)
     assert isinstance(bad, Parity)
+
+
+def test_cli_fails_when_onnxruntime_disagrees(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY)
+    monkeypatch.setattr("netcfg.export.onnx.compare", lambda shape, *_: Parity(shape, 0.5, 0.5))
+    assert main(["export", str(cfg), "-o", str(tmp_path / "tiny.onnx")]) == 1
+    assert "onnxruntime disagrees with torch beyond abs 0.001 and rel 0.01" in capsys.readouterr().err
