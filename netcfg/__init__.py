@@ -5,6 +5,7 @@ from .budget import Budget, Estimate
 from .codegen import to_python
 from .detection import Detection, Prediction, classify, detect
 from .errors import CfgError, CfgItem, CfgWarning, NetcfgError, WeightsError
+from .export import export_onnx
 from .network import Network
 from .optimize import optimize
 from .pretrained import load_state_dict_from
@@ -34,6 +35,7 @@ __all__ = [
     "build",
     "classify",
     "detect",
+    "export_onnx",
     "load_darknet_weights",
     "load_state_dict_from",
     "optimize",

@@ -19,6 +19,7 @@ from .codegen import CONVERT_HELP, convert_arguments, run_convert
 from .detection.cli import DETECT_HELP, PREDICT_HELP, detect_arguments, predict_arguments, run_detect, run_predict
 from .errors import CfgError, CfgWarning, NetcfgError
 from .train.cli import TRAIN_HELP, run_train, train_arguments
+from .export.command import EXPORT_HELP, export_arguments, run_export
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ COMMANDS: dict[str, Command] = {
     "detect": Command(DETECT_HELP, detect_arguments, run_detect),
     "predict": Command(PREDICT_HELP, predict_arguments, run_predict),
     "train": Command(TRAIN_HELP, train_arguments, run_train),
+    "export": Command(EXPORT_HELP, export_arguments, run_export),
 }
 
 
