@@ -18,8 +18,8 @@ from .api import build, parse
 from .codegen import CONVERT_HELP, convert_arguments, run_convert
 from .detection.cli import DETECT_HELP, PREDICT_HELP, detect_arguments, predict_arguments, run_detect, run_predict
 from .errors import CfgError, CfgWarning, NetcfgError
-from .train.cli import TRAIN_HELP, run_train, train_arguments
 from .export.command import EXPORT_HELP, export_arguments, run_export
+from .train.cli import TRAIN_HELP, run_train, train_arguments
 
 
 @dataclass(frozen=True)
