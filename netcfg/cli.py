@@ -18,7 +18,7 @@ from .api import build, parse
 from .codegen import CONVERT_HELP, convert_arguments, run_convert
 from .detection.cli import DETECT_HELP, PREDICT_HELP, detect_arguments, predict_arguments, run_detect, run_predict
 from .errors import CfgError, CfgWarning, NetcfgError
-from .export.command import EXPORT_HELP, export_arguments, run_export
+from .export.cli import EXPORT_HELP, export_arguments, run_export
 from .train.cli import TRAIN_HELP, run_train, train_arguments
 
 
