@@ -8,6 +8,7 @@ summarise and convert it.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -142,5 +143,21 @@ class Section(BaseModel):
 
 def section_keys(model: type[Section]) -> set[str]:
     """Every key a section type accepts: its fields by cfg name, plus the ignored ones."""
-    keys = {f.alias or name for name, f in model.model_fields.items()}
-    return keys | set(model.ignored_keys) | TRAINING_KEYS
+    return set(key_plan(model).accepted)
+
+
+@dataclass(frozen=True)
+class KeyPlan:
+    """A section type's keys by role, computed once per type: validating every section re-derived them."""
+
+    fields: frozenset[str]
+    ignored: frozenset[str]
+    accepted: frozenset[str]
+
+
+@functools.cache
+def key_plan(model: type[Section]) -> KeyPlan:
+    """The cfg names of `model`'s fields, the keys it keeps without effect, and all it accepts."""
+    fields = frozenset(f.alias or name for name, f in model.model_fields.items())
+    ignored = frozenset(model.ignored_keys) | TRAINING_KEYS
+    return KeyPlan(fields, ignored, fields | ignored)

@@ -18,7 +18,7 @@ from .errors import CfgError, CfgItem, Diagnostics, closest, did_you_mean
 from .files import CfgText, IncludeRoots
 from .reader import RawOption, RawSection
 from .registry import lookup, section_types
-from .section import TRAINING_KEYS, Context, Section, SpecError, section_keys
+from .section import Context, Section, SpecError, key_plan
 from .values import Refs, Shape
 
 #: Darknet sections netcfg refuses on purpose, with the reason shown to the user.
@@ -96,11 +96,11 @@ def validate_section(raw: RawSection, index: int | None, errors: Diagnostics, st
             errors.add(raw, index, f"unknown section [{raw.name}]{did_you_mean(raw.name, names)}")
         return None
     model = entry.model
-    accepted = section_keys(model)
+    plan = key_plan(model)
     ok = True
-    for key in [key for key in raw.options if key not in accepted]:
+    for key in [key for key in raw.options if key not in plan.accepted]:
         ok = _unknown_key(raw, index, key, model, errors, strict) and ok
-    fields = {f.alias or n for n, f in model.model_fields.items()}
+    fields = plan.fields
     values = {k: o.value for k, o in raw.options.items() if k in fields}
     try:
         section = model.model_validate(values)
@@ -110,8 +110,9 @@ def validate_section(raw: RawSection, index: int | None, errors: Diagnostics, st
             key = str(err["loc"][0]) if err["loc"] else _first_key_named(message, raw)
             errors.add(raw, index, message, key if key in raw.options or key in fields else None)
         return None
-    ignored = set(model.ignored_keys) | TRAINING_KEYS
-    section._extras.update({k: o.value for k, o in raw.options.items() if k in ignored and k not in fields})
+    extras = {k: o.value for k, o in raw.options.items() if k in plan.ignored and k not in fields}
+    if extras:
+        section._extras.update(extras)
     for key, message in section.notes():
         errors.warn(raw, index, message, key)
     return section if ok else None
@@ -123,7 +124,7 @@ def _unknown_key(
     """Darknet ignores keys it does not read, so darknet's own sections do too, with a warning; but a near
     miss of a key the section does not set is a typo (darknet would silently use the default). netcfg's
     own sections, which no darknet file carries, refuse every unknown key, and so does `strict`."""
-    near = closest(key, section_keys(model))
+    near = closest(key, key_plan(model).accepted)
     hint = f" (did you mean {near!r}?)" if near else ""
     if strict or model.family != "darknet" or (near is not None and near not in raw.options):
         errors.add(raw, index, f"unknown key{hint}", key)
