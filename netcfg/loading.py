@@ -66,12 +66,17 @@ def _file_holds_all(module: nn.Module, entry: _LayerTensors) -> bool:
 
 
 def _materialised(module: nn.Module) -> nn.Module:
-    """A meta module given uninitialised CPU storage (the file fills it), step counters set to 0."""
-    module.to_empty(device="cpu")
-    with torch.no_grad():
-        for name, buffer in module.named_buffers():
-            if name.endswith("num_batches_tracked"):
-                buffer.zero_()
+    """A meta module given uninitialised CPU storage (the file fills it), step counters set to 0.
+    Plain `torch.empty` per tensor: `to_empty` on meta tensors imports sympy, a second on first use."""
+    for sub in module.modules():
+        for name, param in sub._parameters.items():
+            if param is not None:
+                empty = torch.empty(param.shape, dtype=param.dtype)
+                sub._parameters[name] = nn.Parameter(empty, requires_grad=param.requires_grad)
+        for name, buffer in sub._buffers.items():
+            if buffer is not None:
+                make = torch.zeros if name == "num_batches_tracked" else torch.empty
+                sub._buffers[name] = make(buffer.shape, dtype=buffer.dtype)
     return module
 
 
