@@ -20,7 +20,7 @@ from typing import ClassVar
 import torch
 
 from .boxes import box_iou, box_iou_kind, iou_gradient
-from .yolo import YoloHead, YoloStats, assigned_anchors, class_multiplier, valid_truths
+from .yolo import YoloHead, YoloStats, assigned_anchors, class_multiplier, head_inputs, valid_truths
 
 #: darknet's constants in delta_gaussian_yolo_box: σ's offset in the density and the density's guard.
 SIGMA_CONST = 0.3
@@ -134,11 +134,7 @@ def gaussian_delta(
     """darknet's `l.delta` for one head: `output` (B, A·(9+C), H, W) is the head's `l.output`, `targets`
     (B, T, 5) rows `class x y w h` (input fractions; padding rows all 0 with class −1), `net` the input
     (height, width). Returns the delta in `output`'s shape and the head's statistics."""
-    b, _, h, w = output.shape
-    p = output.detach().reshape(b, len(head.mask), 9 + head.classes, h, w)
-    targets = targets[:, : head.max_boxes].to(p.dtype)
-    if not targets.shape[1]:
-        targets = torch.zeros(b, 1, 5, dtype=p.dtype, device=p.device)
+    p, targets = head_inputs(output, targets, head, 9)
     _, usable = valid_truths(targets, head.classes)
     delta = _background(p, targets, _background_truths(targets, head.classes), head, net)
     stats = YoloStats()

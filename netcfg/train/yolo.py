@@ -172,17 +172,26 @@ class YoloStats:
     iou_sum: float = 0.0
 
 
+def head_inputs(
+    output: torch.Tensor, targets: torch.Tensor, head: YoloHead, per_box: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head's output as (B, anchors, per_box + classes, H, W), detached, and its truths cut to
+    `max` boxes in that dtype (one empty row when there are none, so the loops see a truth axis)."""
+    b, _, h, w = output.shape
+    p = output.detach().reshape(b, len(head.mask), per_box + head.classes, h, w)
+    targets = targets[:, : head.max_boxes].to(p.dtype)
+    if not targets.shape[1]:
+        targets = torch.zeros(b, 1, 5, dtype=p.dtype, device=p.device)
+    return p, targets
+
+
 def yolo_delta(
     output: torch.Tensor, targets: torch.Tensor, head: YoloHead, net: tuple[int, int]
 ) -> tuple[torch.Tensor, YoloStats]:
     """darknet's `l.delta` for one head: `output` (B, A·(5+C), H, W) is the head's `l.output`, `targets`
     (B, T, 5) rows `class x y w h` (input fractions; padding rows all 0 with class −1), `net` the input
     (height, width). Returns the delta in `output`'s shape and the head's statistics."""
-    b, _, h, w = output.shape
-    p = output.detach().reshape(b, len(head.mask), 5 + head.classes, h, w)
-    targets = targets[:, : head.max_boxes].to(p.dtype)
-    if not targets.shape[1]:
-        targets = torch.zeros(b, 1, 5, dtype=p.dtype, device=p.device)
+    p, targets = head_inputs(output, targets, head, 5)
     read, usable = valid_truths(targets, head.classes)
     delta = _background(p, targets, usable, head, net)
     stats = YoloStats()
