@@ -1,12 +1,13 @@
 """The recommended CPU inference path in one call: `netcfg.optimize(model)`.
 
-It puts the network in eval mode, folds every batch norm into its convolution (`fuse`) and moves the
-weights to channels_last, the layout oneDNN's convolutions run fastest in on CPU (inputs may stay
-NCHW: the first convolution converts them). With `compile=True` it also returns
-`torch.compile(model, options={"freezing": True})`, which constant-folds the weights into an
-inductor graph; run it under `torch.inference_mode()`. Compiling takes minutes on a small CPU
-machine, so it is worth it only for a long-running process. Outputs equal the eval-mode network's
-up to float rounding.
+It puts the network in eval mode, folds every batch norm into its convolution (`fuse`), moves the
+weights to channels_last (oneDNN's fastest CPU layout; inputs may stay NCHW) and, where oneDNN is
+there, turns each `[convolutional]` into a `PackedConv`: its kernel reordered once into the blocked
+layout oneDNN picks for that layer's input size (instead of on every call) and its activation fused
+into the convolution where oneDNN has it. With `compile=True` it instead returns
+`torch.compile(model, options={"freezing": True})`, which does the same inside an inductor graph;
+compiling takes minutes on a small CPU machine. Outputs equal the eval-mode network's up to float
+rounding.
 """
 
 from __future__ import annotations
@@ -14,15 +15,99 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .modules import activations as acts
+from .modules.darknet import DarknetConv
 from .network import Network
+
+#: Activations oneDNN applies inside the convolution: module type → (oneDNN post-op, its scalars).
+FUSED_ACTIVATIONS: dict[type[nn.Module], tuple[str, list[float]]] = {
+    nn.Identity: ("none", []),
+    acts.Leaky: ("leaky_relu", [0.1]),
+    acts.Relu: ("relu", []),
+    acts.Logistic: ("sigmoid", []),
+    acts.Swish: ("swish", []),
+    nn.Tanh: ("tanh", []),
+    acts.HardTan: ("hardtanh", [-1.0, 1.0]),
+}
 
 
 def optimize(model: Network, *, compile: bool = False) -> nn.Module:
-    """`model` fused, in eval mode and channels_last, in place; with `compile`, a frozen compiled wrapper."""
+    """`model` fused, in eval mode and channels_last, its convolutions packed, in place; with
+    `compile`, a frozen compiled wrapper instead of packed convolutions."""
     model.eval()
     if not model.fused:
         model.fuse()
     model.to(memory_format=torch.channels_last)
     if compile:
         return torch.compile(model, options={"freezing": True})
+    if _packing_available(model):
+        for i, layer in enumerate(model.layers):
+            if type(layer) is DarknetConv and PackedConv.packable(layer):
+                model.layers[i] = PackedConv(layer, (1, *model.spec.layers[i].input_shapes[0]))
     return model
+
+
+def _packing_available(model: Network) -> bool:
+    """oneDNN is built in and the weights are CPU float32 (not meta, not another dtype)."""
+    weight = next(model.parameters(), None)
+    usable = weight is not None and weight.device.type == "cpu" and weight.dtype == torch.float32
+    return usable and torch.backends.mkldnn.is_available()
+
+
+class PackedConv(DarknetConv):
+    """A fused `[convolutional]` whose kernel oneDNN reorders once, for inference.
+
+    Under `torch.no_grad()`/`inference_mode` on CPU float32 inputs it runs oneDNN's convolution with
+    the packed kernel and, where `FUSED_ACTIVATIONS` lists it, the activation as a post-op; otherwise
+    (autograd, autocast, other dtypes or devices, tracing) it is the plain DarknetConv. The kernel is
+    packed again whenever the convolution's weight changes (a new tensor or an in-place update; a
+    write through `.data` escapes autograd's version counter, so call `optimize` again after one)."""
+
+    def __init__(self, layer: DarknetConv, input_shape: tuple[int, ...]):
+        nn.Module.__init__(self)
+        self.__dict__.update({k: v for k, v in layer.__dict__.items() if k != "training"})
+        self.training = layer.training
+        self._input_size = list(input_shape)
+        self._post_op = FUSED_ACTIVATIONS.get(type(self.act))
+        self._packed: tuple[torch.Tensor, int | None, torch.Tensor] | None = None
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the packed kernel out (oneDNN's layout has no storage to copy)."""
+        return {**super().__getstate__(), "_packed": None}
+
+    @staticmethod
+    def packable(layer: DarknetConv) -> bool:
+        """A plain fused convolution: no batch norm left, no binary weights, no blur, zero padding."""
+        plain = layer.bn is None and not layer.binary and layer.blur is None
+        return plain and layer.conv.padding_mode == "zeros" and isinstance(layer.conv.padding, tuple)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._runs_packed(x):
+            return super().forward(x)
+        c = self.conv
+        post_op, scalars = self._post_op or ("none", [])
+        x = x.contiguous(memory_format=torch.channels_last)
+        out = torch.ops.mkldnn._convolution_pointwise(
+            x, self._kernel(), c.bias, list(c.padding), list(c.stride), list(c.dilation), c.groups, post_op, scalars, ""
+        )
+        return out if self._post_op is not None else self.act(out)
+
+    def _runs_packed(self, x: torch.Tensor) -> bool:
+        """Inference on a CPU float32 tensor, outside autocast, tracing and compiling."""
+        if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
+            return False
+        if torch.is_autocast_enabled("cpu") or torch.jit.is_tracing() or torch.jit.is_scripting():
+            return False
+        return not torch.compiler.is_compiling() and self.conv.weight.dtype == torch.float32
+
+    def _kernel(self) -> torch.Tensor:
+        """The packed kernel, packed again when the weight is another tensor or was changed in place."""
+        weight = self.conv.weight
+        version = None if weight.is_inference() else weight._version  # inference tensors keep no count
+        if self._packed is None or self._packed[0] is not weight or self._packed[1] != version:
+            c = self.conv
+            packed = torch.ops.mkldnn._reorder_convolution_weight(
+                weight.detach(), list(c.padding), list(c.stride), list(c.dilation), c.groups, self._input_size
+            )
+            self._packed = (weight, version, packed)
+        return self._packed[2]

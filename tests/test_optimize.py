@@ -3,9 +3,14 @@ the input's layout, decoded heads included, and optimising twice changes nothing
 
 from __future__ import annotations
 
+import copy
+import io
+
+import pytest
 import torch
 
 import netcfg
+from netcfg.optimize import PackedConv
 
 CFG = (
     "[net]\nwidth=32\nheight=32\nchannels=3\n"
@@ -42,3 +47,79 @@ def test_autocast_bfloat16_runs_the_forward():
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(torch.randn(1, 3, 32, 32))
     assert out[0].dtype == torch.bfloat16 and bool(torch.isfinite(out[0].float()).all())
+
+
+def _conv_cfg(activation: str) -> str:
+    """Convolutions of every shape oneDNN packs: strided, grouped, dilated, 1×1, biased and normed."""
+    return (
+        "[net]\nwidth=24\nheight=20\nchannels=4\n"
+        f"[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nbatch_normalize=1\nactivation={activation}\n"
+        f"[convolutional]\nfilters=8\nsize=3\npad=1\ngroups=2\nactivation={activation}\n"
+        f"[convolutional]\nfilters=6\nsize=3\npad=1\ndilation=2\nbatch_normalize=1\nactivation={activation}\n"
+        f"[convolutional]\nfilters=5\nsize=1\nactivation={activation}\n"
+    )
+
+
+def _seeded(cfg: str) -> netcfg.Network:
+    torch.manual_seed(0)
+    model = netcfg.build(cfg)
+    with torch.no_grad():
+        for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 1.5)
+    return model
+
+
+ACTIVATIONS = ["linear", "leaky", "relu", "logistic", "swish", "tanh", "hardtan", "mish", "elu"]  # fused, then not
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_packed_convolutions_equal_the_eval_network(activation):
+    model = _seeded(_conv_cfg(activation))
+    x = torch.randn(2, 4, 20, 24)
+    with torch.no_grad():
+        want = model(x)
+        fast = netcfg.optimize(model)
+        assert all(isinstance(layer, PackedConv) for layer in fast.layers)
+        for size in ((20, 24), (36, 28)):
+            y = torch.randn(2, 4, *size)
+            torch.testing.assert_close(fast(y), model(y), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(fast(x), want, rtol=1e-4, atol=1e-4)
+
+
+def test_packed_kernel_follows_the_weights():
+    model, other = netcfg.optimize(_seeded(_conv_cfg("leaky"))), _seeded(_conv_cfg("leaky"))
+    with torch.no_grad():
+        for t in other.parameters():
+            t.mul_(-1.5)
+    x = torch.randn(1, 4, 20, 24)
+    with torch.no_grad():
+        model(x)
+        model.load_state_dict(netcfg.optimize(other).state_dict())
+        torch.testing.assert_close(model(x), other(x), rtol=1e-4, atol=1e-4)
+        last = model.layers[3].conv
+        last.weight.zero_()  # in place: the kernel is packed again, so only the bias is left
+        out = model(x)
+        torch.testing.assert_close(out, torch.nn.functional.leaky_relu(last.bias, 0.1).view(1, -1, 1, 1).expand_as(out))
+
+
+def test_packed_network_trains_copies_and_pickles_as_the_plain_one():
+    model = netcfg.optimize(_seeded(_conv_cfg("swish")))
+    x = torch.randn(1, 4, 20, 24)
+    model(x).sum().backward()  # autograd runs the plain path, so gradients reach the weights
+    assert all(layer.conv.weight.grad is not None for layer in model.layers)
+    with torch.no_grad():
+        want = model(x)
+        buffer = io.BytesIO()
+        torch.save(model, buffer)
+        buffer.seek(0)
+        for twin in (copy.deepcopy(model), torch.load(buffer, weights_only=False)):
+            torch.testing.assert_close(twin(x), want)
+
+
+def test_a_meta_network_is_optimised_without_packing():
+    with torch.device("meta"):
+        model = netcfg.optimize(netcfg.build(_conv_cfg("leaky")))
+        assert not any(isinstance(layer, PackedConv) for layer in model.layers)
+        assert model(torch.empty(1, 4, 20, 24)).shape == (1, 5, 10, 12)
