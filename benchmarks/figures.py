@@ -1,8 +1,9 @@
-"""One figure measured in this process: `python benchmarks/figures.py FIGURE CFG WEIGHTS THREADS [ONNX]`.
+"""One figure measured in this process: `python benchmarks/figures.py FIGURE CFG WEIGHTS THREADS SIZE [ONNX]`.
 
 Prints `seconds peak_MiB` (the median over a few repeats inside the process, and the process's peak
 resident memory, `VmHWM`: unlike `ru_maxrss` it does not carry the forking parent's peak across
-exec), for the driver `benchmarks/run.py` to collect from fresh processes.
+exec), for the driver `benchmarks/run.py` to collect from fresh processes. SIZE is the input's width
+and height (0: the cfg's own `[net]` size).
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ import torch
 import netcfg
 
 REPEATS = 3
+SIZE: dict[str, int] = {}  # the network overrides for this process's input size (none: the cfg's own)
+
+
+def build(cfg: str, weights: str | None = None) -> netcfg.Network:
+    """The network at the measured input size."""
+    return netcfg.build(cfg, weights=weights, **SIZE)
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = REPEATS, warmup: int = 1) -> float:
@@ -49,7 +56,7 @@ def _input(model: netcfg.Network) -> torch.Tensor:
 def _generated(cfg: str) -> torch.nn.Module:
     """An instance of the class `netcfg convert` writes for `cfg`."""
     path = Path(tempfile.mkdtemp()) / "generated_net.py"
-    path.write_text(netcfg.to_python(cfg, class_name="Generated"))
+    path.write_text(netcfg.to_python(cfg, class_name="Generated", **SIZE))
     spec = importlib.util.spec_from_file_location("generated_net", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -58,7 +65,7 @@ def _generated(cfg: str) -> torch.nn.Module:
 
 def netcfg_forward(cfg: str, weights: str, variant: str) -> float:
     """Forward time of netcfg's network: eager, fused, optimize(), optimize(compile=True), generated."""
-    model = netcfg.build(cfg, weights=weights)
+    model = build(cfg, weights)
     x = _input(model)
     if variant == "generated":
         generated = _generated(cfg).eval()
@@ -77,7 +84,7 @@ def opencv_forward(cfg: str, weights: str, threads: int) -> float:
 
     cv2.setNumThreads(threads)
     net = cv2.dnn.readNetFromDarknet(cfg, weights)
-    blob = _input(netcfg.build(cfg)).numpy()
+    blob = _input(build(cfg)).numpy()
     names = net.getUnconnectedOutLayersNames()
 
     def run() -> object:
@@ -94,7 +101,7 @@ def onnxruntime_forward(cfg: str, onnx_path: str, threads: int) -> float:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: _input(netcfg.build(cfg)).numpy()}
+    feed = {session.get_inputs()[0].name: _input(build(cfg)).numpy()}
     return median_seconds(lambda: session.run(None, feed))
 
 
@@ -102,7 +109,7 @@ def build_load_forward(cfg: str, weights: str) -> float:
     """Build + load + one forward: the figure whose peak memory is quoted."""
 
     def run() -> None:
-        model = netcfg.build(cfg, weights=weights)
+        model = build(cfg, weights)
         with torch.inference_mode():
             model(_input(model))
 
@@ -122,8 +129,8 @@ FIGURES: dict[str, Callable[[str, str, int, str], float]] = {
     "forward-generated": lambda c, w, t, o: netcfg_forward(c, w, "generated"),
     "forward-opencv": lambda c, w, t, o: opencv_forward(c, w, t),
     "forward-onnxruntime": lambda c, w, t, o: onnxruntime_forward(c, o, t),
-    "build": lambda c, w, t, o: once(lambda: netcfg.build(c)),
-    "build-load": lambda c, w, t, o: once(lambda: netcfg.build(c, weights=w)),
+    "build": lambda c, w, t, o: once(lambda: build(c)),
+    "build-load": lambda c, w, t, o: once(lambda: build(c, w)),
     "load-opencv": lambda c, w, t, o: once(lambda: __import__("cv2").dnn.readNetFromDarknet(c, w)),
     "parse": lambda c, w, t, o: median_seconds(lambda: netcfg.parse(c)),
     "deep-parse-build": lambda c, w, t, o: once(lambda: netcfg.build(deep_cfg(int(c)))),
@@ -141,8 +148,10 @@ def peak_mib() -> float:
 
 
 def main() -> None:
-    figure, cfg, weights, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    onnx_path = sys.argv[5] if len(sys.argv) > 5 else ""
+    figure, cfg, weights, threads, size = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    onnx_path = sys.argv[6] if len(sys.argv) > 6 else ""
+    if size and figure not in ("deep-parse-build", "parse"):
+        SIZE.update(width=size, height=size)
     torch.set_num_threads(threads)
     seconds = FIGURES[figure](cfg, weights, threads, onnx_path)
     peak = peak_mib()

@@ -1,4 +1,5 @@
-"""Every figure of the performance table in one command: `python benchmarks/run.py [--threads 2] [--rounds 3]`.
+"""Every figure of the performance table in one command: `python benchmarks/run.py [--threads 2] [--rounds 3]
+[--size 416]`.
 
 Each figure is measured in a fresh process (`benchmarks/figures.py`), the processes interleaved round
 after round, and the medians over rounds printed with ratios against the baselines measured in the
@@ -39,9 +40,9 @@ def seeded_weights(cfg: Path, path: Path) -> None:
     netcfg.save_darknet_weights(model, path)
 
 
-def export_onnx(cfg: Path, weights: Path, path: Path) -> bool:
-    """Export the fused network for ONNX Runtime (benchmark-side only); False when export fails."""
-    model = netcfg.build(cfg, weights=weights).fuse()
+def export_onnx(cfg: Path, weights: Path, path: Path, size: int) -> bool:
+    """Export the fused network at `size` for ONNX Runtime (benchmark-side only); False when export fails."""
+    model = netcfg.build(cfg, weights=weights, **({"width": size, "height": size} if size else {})).fuse()
     net = model.spec.net
     x = torch.randn(1, net.channels, net.height, net.width)
     try:
@@ -52,21 +53,21 @@ def export_onnx(cfg: Path, weights: Path, path: Path) -> bool:
     return True
 
 
-def measure(figure: str, cfg: str, weights: str, threads: int, onnx_path: str = "") -> tuple[float, float]:
+def measure(figure: str, cfg: str, weights: str, threads: int, size: int, onnx_path: str) -> tuple[float, float]:
     """(seconds, peak MiB) of one figure in a fresh process."""
-    command = [sys.executable, str(HERE / "figures.py"), figure, cfg, weights, str(threads), onnx_path]
+    command = [sys.executable, str(HERE / "figures.py"), figure, cfg, weights, str(threads), str(size), onnx_path]
     out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=3600).stdout.split()
     return float(out[-2]), float(out[-1])
 
 
-def jobs(cfgs: Path, work: Path, compile_too: bool) -> list[tuple[str, str, str, str, str]]:
+def jobs(cfgs: Path, work: Path, compile_too: bool, size: int) -> list[tuple[str, str, str, str, str]]:
     """(label, figure, cfg, weights, onnx) for every measurement of one round."""
     out = []
     for name in ("yolov3-spp", "yolov3-tiny"):
         cfg, weights, onnx_path = cfgs / f"{name}.cfg", work / f"{name}.weights", work / f"{name}.onnx"
         seeded_weights(cfg, weights)
         figures = FORWARDS + (["forward-compiled"] if compile_too else [])
-        if export_onnx(cfg, weights, onnx_path):
+        if export_onnx(cfg, weights, onnx_path, size):
             figures.append("forward-onnxruntime")
         figures += ["build", "build-load", "load-opencv", "parse"]
         out += [(f"{name} {f}", f, str(cfg), str(weights), str(onnx_path)) for f in figures]
@@ -109,16 +110,19 @@ def main() -> None:
     parser.add_argument("--cfgs", type=Path, default=DEFAULT_CFGS, help="folder holding darknet's cfg files")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size", type=int, default=416, help="input width and height (0: each cfg's own)")
     parser.add_argument("--compile", action="store_true", help="also time optimize(compile=True) (minutes)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="netcfg-bench-"))
-    plan = jobs(args.cfgs, work, args.compile)
+    plan = jobs(args.cfgs, work, args.compile, args.size)
     results: dict[str, list[float]] = {}
     peaks: dict[str, list[float]] = {}
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.rounds} rounds of fresh processes", flush=True)
+    size = f"{args.size}×{args.size}" if args.size else "each cfg's own size"
+    rounds = f"{args.rounds} rounds of fresh processes"
+    print(f"torch {torch.__version__}, {args.threads} threads, {size}, {rounds}", flush=True)
     for _ in range(args.rounds):
         for label, figure, cfg, weights, onnx_path in plan:
-            seconds, peak = measure(figure, cfg, weights, args.threads, onnx_path)
+            seconds, peak = measure(figure, cfg, weights, args.threads, args.size, onnx_path)
             results.setdefault(label, []).append(seconds)
             peaks.setdefault(label, []).append(peak)
     report(results, peaks)
