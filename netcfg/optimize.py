@@ -37,7 +37,7 @@ def optimize(model: Network, *, compile: bool = False) -> nn.Module:
     model.eval()
     if not model.fused:
         model.fuse()
-    model.to(memory_format=torch.channels_last)
+    model._apply(_channels_last)
     if compile:
         return torch.compile(model, options={"freezing": True})
     if _packing_available(model):
@@ -45,6 +45,11 @@ def optimize(model: Network, *, compile: bool = False) -> nn.Module:
             if type(layer) is DarknetConv and PackedConv.packable(layer):
                 model.layers[i] = PackedConv(layer, (1, *model.spec.layers[i].input_shapes[0]))
     return model
+
+
+def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
+    """4-d tensors (kernels) in channels_last; the rest (biases, 5-d dynamic kernels) as they are."""
+    return tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
 
 
 def _packing_available(model: Network) -> bool:

@@ -8,9 +8,12 @@ import io
 
 import pytest
 import torch
+from exportcheck import seeded
 
 import netcfg
 from netcfg.optimize import PackedConv
+from netcfg.registry import section_types
+from netcfg.section import EXAMPLE_NET
 
 CFG = (
     "[net]\nwidth=32\nheight=32\nchannels=3\n"
@@ -123,3 +126,27 @@ def test_a_meta_network_is_optimised_without_packing():
         model = netcfg.optimize(netcfg.build(_conv_cfg("leaky")))
         assert not any(isinstance(layer, PackedConv) for layer in model.layers)
         assert model(torch.empty(1, 4, 20, 24)).shape == (1, 5, 10, 12)
+
+
+def _flat(out: object) -> list[torch.Tensor]:
+    """Every tensor of a network's output (a tensor or a list of them), in order."""
+    return [out] if isinstance(out, torch.Tensor) else [t for item in out for t in _flat(item)]
+
+
+def test_every_section_example_optimises_to_the_same_outputs():
+    """optimize() on each registered section's example: same outputs as the eval-mode network, at
+    the built size and at another one, whatever the section does with channels_last tensors."""
+    off = {}
+    for section in (t for t in section_types() if t.name != "net"):
+        model = seeded(netcfg.build(EXAMPLE_NET + section.model.example))
+        gen = torch.Generator().manual_seed(1)
+        inputs = [torch.rand(1, 8, 32, 32, generator=gen), torch.rand(2, 8, 32, 32, generator=gen)]
+        with torch.no_grad():
+            want = [_flat(model.reset_state()(x)) for x in inputs]
+            fast = netcfg.optimize(copy.deepcopy(model))
+            got = [_flat(fast.reset_state()(x)) for x in inputs]
+        for w, g in zip(want, got, strict=True):
+            scale = 1 + max((float(t.detach().abs().max()) for t in w if t.numel()), default=0.0)
+            if len(w) != len(g) or any(not torch.allclose(a, b, rtol=1e-3, atol=1e-4 * scale) for a, b in zip(w, g)):
+                off[section.name] = [float((a - b).abs().max()) for a, b in zip(w, g)]
+    assert not off, off
