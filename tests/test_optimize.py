@@ -135,7 +135,7 @@ def _flat(out: object) -> list[torch.Tensor]:
 
 def test_every_section_example_optimises_to_the_same_outputs():
     """optimize() on each registered section's example: same outputs as the eval-mode network, at
-    the built size and at another one, whatever the section does with channels_last tensors."""
+    batch 1 and 2, whatever the section does with channels_last tensors."""
     off = {}
     for section in (t for t in section_types() if t.name != "net"):
         model = seeded(netcfg.build(EXAMPLE_NET + section.model.example))
