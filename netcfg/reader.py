@@ -39,25 +39,17 @@ class RawSection:
         return (opt.line, opt.column) if opt else (self.line, self.column)
 
 
-class _ToEntries(Transformer):
-    """Turns parse-tree nodes into (kind, token, ...) tuples as the parser reduces them."""
+class _Entries(Transformer):
+    """Keeps the parse a flat list of HEADER_REST and OPTION tokens: no callback per line."""
 
-    def header(self, children: list[Token]):
-        (rest,) = children
-        return ("header", rest, "".join(rest[:-1].split()))
-
-    def OPTION(self, token: Token):
-        key, _, value = token.partition("=")
-        return ("option", token, "".join(key.split()), "".join(value.split()))
-
-    def start(self, children):
+    def start(self, children: list[Token]) -> list[Token]:
         return children
 
 
 @cache
 def _parser() -> Lark:
     grammar = (resource_dir("grammars") / "darknet.lark").read_text()
-    return Lark(grammar, parser="lalr", transformer=_ToEntries(), propagate_positions=False)
+    return Lark(grammar, parser="lalr", transformer=_Entries(), propagate_positions=False)
 
 
 def decode(data: bytes | str, file: str) -> str:
@@ -109,17 +101,17 @@ def read_sections(data: bytes | str, file: str = "<cfg>") -> list[RawSection]:
     """Parse cfg text into raw sections. Options before any header are an error."""
     text = decode(data, file)
     try:
-        entries = _parser().parse(text)
+        tokens = _parser().parse(text)
     except UnexpectedInput:
         raise CfgError(_syntax_items(text, file)) from None
     sections: list[RawSection] = []
     items: list[CfgItem] = []
-    for entry in entries:
-        if entry[0] == "header":
-            _, tok, name = entry
-            sections.append(RawSection(name, tok.line, tok.column - 1, file))
+    for tok in tokens:
+        if tok.type == "HEADER_REST":
+            sections.append(RawSection("".join(tok[: tok.index("]")].split()), tok.line, tok.column - 1, file))
             continue
-        _, tok, key, value = entry
+        key, _, value = tok.partition("=")
+        key, value = "".join(key.split()), "".join(value.split())
         if not sections:
             items.append(CfgItem("option before any [section] header", file, tok.line, tok.column, key=key))
             continue
