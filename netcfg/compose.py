@@ -122,8 +122,10 @@ class _Expansion:
             if not self._room_for(repeat, raw):
                 return
             plain = without_keys(raw, META_KEYS) if not raw.options.keys().isdisjoint(META_KEYS) else raw
-            copy = _stride_one(plain) if repeat > 1 else plain
-            self.out.extend(Placed(plain if i == 0 else copy, scope) for i in range(repeat))
+            self.out.append(Placed(plain, scope))
+            if repeat > 1:
+                copy = _stride_one(plain)
+                self.out.extend(Placed(copy, scope) for _ in range(repeat - 1))
             if label is not None:
                 _define(scope, label, len(self.out) - 1, raw, self.errors)
 
