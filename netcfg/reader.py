@@ -48,7 +48,7 @@ class RawSection:
 
 
 class _Entries(Transformer):
-    """Returns a parse as the flat list of its header and OPTION tokens: no callback per line."""
+    """Keeps a parse a flat list of header and OPTION tokens: no callback per line."""
 
     def lines(self, children: list[Token]) -> list[Token]:
         return children
