@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import NamedTuple
 
 from lark import Lark, Token, Transformer, UnexpectedInput
-from lark.common import LexerConf
-from lark.exceptions import UnexpectedCharacters
-from lark.lexer import Lexer, TerminalDef
 
 from .errors import CfgError, CfgItem, CfgWarning
 from .resources import resource_dir
@@ -57,44 +52,10 @@ class _Entries(Transformer):
         return children
 
 
-def _lark_order(terminal: TerminalDef) -> tuple:
-    """The order lark's lexer tries terminals in (priority, then the longest possible match first)."""
-    return (-terminal.priority, -terminal.pattern.max_width, -len(terminal.pattern.value), terminal.name)
-
-
-class _LineLexer(Lexer):
-    """The `lines` rule's lexer: the grammar's terminals (in lark's order) as one regex, matched one token
-    after another. It gives lark's tokens, lines and columns with less work per token than lark's own
-    lexer, which took most of a parse; where it stops, the `start` rule reads the text with lark's lexer."""
-
-    def __init__(self, conf: LexerConf) -> None:
-        terminals = sorted(conf.terminals, key=_lark_order)
-        alternatives = "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals)
-        self.pattern = re.compile(alternatives, conf.g_regex_flags)
-        self.ignore = frozenset(conf.ignore)
-
-    def lex(self, text: str) -> Iterator[Token]:
-        pos, line, line_start = 0, 1, 0
-        match, ignore = self.pattern.match, self.ignore
-        while pos < len(text):
-            found = match(text, pos)
-            if found is None:
-                raise UnexpectedCharacters(text, pos, line, pos - line_start + 1)
-            kind, value = found.lastgroup, found.group()
-            if kind not in ignore:
-                yield Token(kind, value, pos, line, pos - line_start + 1)
-            if "\n" in value:
-                line += value.count("\n")
-                line_start = pos + value.rindex("\n") + 1
-            pos = found.end()
-
-
 @cache
-def _parser(rule: str) -> Lark:
-    """The parser of one start rule: `lines` with `_LineLexer`, `start` with lark's contextual lexer."""
+def _parser() -> Lark:
     grammar = (resource_dir("grammars") / "darknet.lark").read_text()
-    lexer = _LineLexer if rule == "lines" else "contextual"
-    return Lark(grammar, parser="lalr", lexer=lexer, start=rule, transformer=_Entries(), propagate_positions=False)
+    return Lark(grammar, parser="lalr", start=["lines", "start"], transformer=_Entries(), propagate_positions=False)
 
 
 def decode(data: bytes | str, file: str) -> str:
@@ -131,7 +92,7 @@ def _syntax_items(text: str, file: str) -> list[CfgItem]:
     items = []
     for number, line in enumerate(lines(text), start=1):
         try:
-            _parser("start").parse(line)
+            _parser().parse(line, start="start")
         except UnexpectedInput as exc:
             hint = "expected `key=value`, a `[section]` header or a comment"
             shown = line.strip(" \t")
@@ -146,11 +107,11 @@ def _tokens(text: str, file: str) -> list[Token]:
     """The header and option tokens: by the fast `lines` rule, else by the full `start` rule (a header
     split by blanks, line breaks or comments after its `[`), else a CfgError listing the bad lines."""
     try:
-        return _parser("lines").parse(text)
+        return _parser().parse(text, start="lines")
     except UnexpectedInput:
         pass
     try:
-        return _parser("start").parse(text)
+        return _parser().parse(text, start="start")
     except UnexpectedInput:
         raise CfgError(_syntax_items(text, file)) from None
 
