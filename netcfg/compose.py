@@ -31,6 +31,8 @@ from .section import SpecError
 
 INCLUDE = "include"
 INCLUDE_KEYS = frozenset({"file", "name", "repeat"})
+#: The keys `expand` reads off every section (the label and the copy count).
+META_KEYS = frozenset({"name", "repeat"})
 NET_NAMES = ("net", "network")
 NETWORK_INPUT = -1
 #: More layers than this after `repeat=` and `[include]` are refused; darknet's largest cfgs have ~1,000.
@@ -119,9 +121,11 @@ class _Expansion:
                 continue
             if not self._room_for(repeat, raw):
                 return
-            plain = without_keys(raw, {"name", "repeat"})
-            copy = _stride_one(plain) if repeat > 1 else plain
-            self.out.extend(Placed(plain if i == 0 else copy, scope) for i in range(repeat))
+            plain = without_keys(raw, META_KEYS) if not raw.options.keys().isdisjoint(META_KEYS) else raw
+            self.out.append(Placed(plain, scope))
+            if repeat > 1:
+                copy = _stride_one(plain)
+                self.out.extend(Placed(copy, scope) for _ in range(repeat - 1))
             if label is not None:
                 _define(scope, label, len(self.out) - 1, raw, self.errors)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from functools import cache
+from typing import NamedTuple
 
 from lark import Lark, Token, Transformer, UnexpectedInput
 
@@ -15,8 +16,10 @@ from .resources import resource_dir
 MAX_CFG_BYTES = 16 * 2**20
 
 
-@dataclass(frozen=True)
-class RawOption:
+class RawOption(NamedTuple):
+    """One `key=value` as written (blanks removed) and where: a named tuple, as a cfg has one per line and
+    a frozen dataclass took as long to create as the lexer took to read the line."""
+
     key: str
     value: str
     line: int
@@ -39,25 +42,20 @@ class RawSection:
         return (opt.line, opt.column) if opt else (self.line, self.column)
 
 
-class _ToEntries(Transformer):
-    """Turns parse-tree nodes into (kind, token, ...) tuples as the parser reduces them."""
+class _Entries(Transformer):
+    """Keeps a parse a flat list of header and OPTION tokens: no callback per line."""
 
-    def header(self, children: list[Token]):
-        (rest,) = children
-        return ("header", rest, "".join(rest[:-1].split()))
+    def lines(self, children: list[Token]) -> list[Token]:
+        return children
 
-    def OPTION(self, token: Token):
-        key, _, value = token.partition("=")
-        return ("option", token, "".join(key.split()), "".join(value.split()))
-
-    def start(self, children):
+    def start(self, children: list[Token]) -> list[Token]:
         return children
 
 
 @cache
 def _parser() -> Lark:
     grammar = (resource_dir("grammars") / "darknet.lark").read_text()
-    return Lark(grammar, parser="lalr", transformer=_ToEntries(), propagate_positions=False)
+    return Lark(grammar, parser="lalr", start=["lines", "start"], transformer=_Entries(), propagate_positions=False)
 
 
 def decode(data: bytes | str, file: str) -> str:
@@ -94,7 +92,7 @@ def _syntax_items(text: str, file: str) -> list[CfgItem]:
     items = []
     for number, line in enumerate(lines(text), start=1):
         try:
-            _parser().parse(line)
+            _parser().parse(line, start="start")
         except UnexpectedInput as exc:
             hint = "expected `key=value`, a `[section]` header or a comment"
             shown = line.strip(" \t")
@@ -105,35 +103,56 @@ def _syntax_items(text: str, file: str) -> list[CfgItem]:
     return items
 
 
-def read_sections(data: bytes | str, file: str = "<cfg>") -> list[RawSection]:
-    """Parse cfg text into raw sections. Options before any header are an error."""
-    text = decode(data, file)
+def _tokens(text: str, file: str) -> list[Token]:
+    """The header and option tokens: by the fast `lines` rule, else by the full `start` rule (a header
+    split by blanks, line breaks or comments after its `[`), else a CfgError listing the bad lines."""
     try:
-        entries = _parser().parse(text)
+        return _parser().parse(text, start="lines")
+    except UnexpectedInput:
+        pass
+    try:
+        return _parser().parse(text, start="start")
     except UnexpectedInput:
         raise CfgError(_syntax_items(text, file)) from None
+
+
+def _header(tok: Token, file: str) -> RawSection:
+    """A section from a whole-header token (`HEADER`, at its `[`) or the part after `[` (`HEADER_REST`)."""
+    if tok.type == "HEADER":
+        return RawSection("".join(tok[1 : tok.index("]", 1)].split()), tok.line, tok.column, file)
+    return RawSection("".join(tok[: tok.index("]")].split()), tok.line, tok.column - 1, file)
+
+
+def read_sections(data: bytes | str, file: str = "<cfg>") -> list[RawSection]:
+    """Parse cfg text into raw sections. Options before any header are an error."""
+    return _sections(_tokens(decode(data, file), file), file)
+
+
+def _sections(tokens: list[Token], file: str) -> list[RawSection]:
+    """Header and option tokens → raw sections; a repeated key warns and keeps its first value."""
     sections: list[RawSection] = []
     items: list[CfgItem] = []
-    for entry in entries:
-        if entry[0] == "header":
-            _, tok, name = entry
-            sections.append(RawSection(name, tok.line, tok.column - 1, file))
+    section: RawSection | None = None
+    for tok in tokens:
+        if tok.type != "OPTION":
+            section = _header(tok, file)
+            sections.append(section)
             continue
-        _, tok, key, value = entry
-        if not sections:
+        key, _, value = tok.partition("=")
+        key = "".join(key.split())
+        if section is None:
             items.append(CfgItem("option before any [section] header", file, tok.line, tok.column, key=key))
             continue
-        section = sections[-1]
         first = section.options.get(key)
         if first is not None:
             warnings.warn(
                 f"{file}:{tok.line}: [{section.name}] key {key!r} repeats line {first.line}; "
                 f"the first value ({first.value!r}) is used, as in darknet",
                 CfgWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             continue
-        section.options[key] = RawOption(key, value, tok.line, tok.column)
+        section.options[key] = RawOption(key, "".join(value.split()), tok.line, tok.column)
     if items:
         raise CfgError(items)
     return sections

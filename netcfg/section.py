@@ -97,6 +97,9 @@ class Section(BaseModel):
     @classmethod
     def _bounded(cls, value: Any) -> Any:
         """Every number a cfg gives is an int32 (as darknet's atoi reads it) or a finite float."""
+        kind = type(value)
+        if kind is str or kind is bool or (kind is int and -MAX_INT <= value <= MAX_INT):
+            return value  # the common cases, without the loop: this runs on every key of every section
         for number in value if isinstance(value, tuple) else (value,):
             if isinstance(number, int) and abs(number) > MAX_INT:
                 raise ValueError(f"{number} is out of range: at most {MAX_INT} in magnitude")

@@ -97,11 +97,17 @@ def validate_section(raw: RawSection, index: int | None, errors: Diagnostics, st
         return None
     model = entry.model
     plan = key_plan(model)
+    fields, ignored = plan.fields, plan.ignored
+    values: dict[str, str] = {}
+    extras: dict[str, str] = {}
     ok = True
-    for key in [key for key in raw.options if key not in plan.accepted]:
-        ok = _unknown_key(raw, index, key, model, errors, strict) and ok
-    fields = plan.fields
-    values = {k: o.value for k, o in raw.options.items() if k in fields}
+    for key, option in raw.options.items():
+        if key in fields:
+            values[key] = option.value
+        elif key in ignored:
+            extras[key] = option.value
+        else:
+            ok = _unknown_key(raw, index, key, model, errors, strict) and ok
     try:
         section = model.model_validate(values)
     except ValidationError as exc:
@@ -110,7 +116,6 @@ def validate_section(raw: RawSection, index: int | None, errors: Diagnostics, st
             key = str(err["loc"][0]) if err["loc"] else _first_key_named(message, raw)
             errors.add(raw, index, message, key if key in raw.options or key in fields else None)
         return None
-    extras = {k: o.value for k, o in raw.options.items() if k in plan.ignored and k not in fields}
     if extras:
         section._extras.update(extras)
     for key, message in section.notes():
@@ -223,10 +228,11 @@ def _infer_shapes(
     layers: list[LayerSpec] = []
     done: dict[int, LayerSpec] = {}  # the layers so far by index, kept as they come (not rebuilt per layer)
     input_shape = (net.channels, net.height, net.width)
-    for index, (section, (raw, scope)) in enumerate(zip(sections, ((p.raw, p.scope) for p in placed))):
+    for index, (section, place) in enumerate(zip(sections, placed)):
         shapes.append(None)
         if section is None:
             continue
+        raw, scope = place.raw, place.scope
         sources, ok = [], True
         for ref in section.inputs():
             try:
@@ -237,7 +243,7 @@ def _infer_shapes(
         if not ok:
             continue
         in_shapes = [input_shape if s == NETWORK_INPUT else shapes[s] for s in sources]
-        if any(s is None for s in in_shapes):
+        if None in in_shapes:
             continue
         try:
             shape = section.infer(in_shapes, Context(index, net, in_shapes))

@@ -162,9 +162,8 @@ class Convolutional(ConvolutionKeys):
         self._check_groups(shape[0])
         geometry = self.geometry
         out = geometry.output(shape, self.filters)
-        sizes = tuple(
-            darknet_conv_out_size(n, self.size, s, self.effective_padding) for n, s in zip(shape[1:], geometry.strides)
-        )
+        (sy, sx), pad = geometry.strides, self.effective_padding
+        sizes = darknet_conv_out_size(shape[1], self.size, sy, pad), darknet_conv_out_size(shape[2], self.size, sx, pad)
         if sizes != out[1:]:
             raise SpecError(
                 f"dilation={geometry.dilation} with pad {self.effective_padding}: darknet sizes the output "
