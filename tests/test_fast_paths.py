@@ -38,6 +38,23 @@ def test_maxpool_matches_darknets_loop(size, sy, sx, pad, h, w):
     assert_close(out, want)
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+@pytest.mark.parametrize(("sy", "sx", "pad", "h", "w"), [(1, 1, None, 7, 6), (2, 2, None, 8, 6), (2, 3, 1, 9, 11)])
+def test_maxpool_slices_equal_max_pool2d_and_darknet(size, sy, sx, pad, h, w):
+    """NCHW inference takes the window-slice path, channels_last and autograd max_pool2d's: all three
+    give darknet's loop, and the slice path returns a tensor of its own."""
+    padding = "" if pad is None else f"padding={pad}\n"
+    model = build(f"[maxpool]\nsize={size}\nstride_x={sx}\nstride_y={sy}\n{padding}", c=3, h=h, w=w)
+    x = torch.randn(2, 3, h, w) - 5
+    want, oh, ow = maxpool(flat(x[1]), 3, h, w, size, sy, sx, size - 1 if pad is None else pad)
+    slices = output(model, x)
+    assert resample._slices_pay(x) and slices.data_ptr() != x.data_ptr()
+    assert_close(slices[1], want)
+    for other in (x.contiguous(memory_format=torch.channels_last), x.clone().requires_grad_()):
+        assert not resample._slices_pay(other)
+        assert torch.equal(model(other, return_layers=[-1])[-1].detach(), slices)
+
+
 @pytest.mark.parametrize(("size", "stride", "h"), [(5, 1, 13), (13, 1, 13), (2, 2, 26)])
 def test_maxpool_makes_no_padded_copy_where_max_pool2d_pads(monkeypatch, size, stride, h):
     model = build(f"[maxpool]\nsize={size}\nstride={stride}\n", c=2, h=h, w=h)
@@ -46,7 +63,7 @@ def test_maxpool_makes_no_padded_copy_where_max_pool2d_pads(monkeypatch, size, s
         raise AssertionError("padded explicitly")
 
     monkeypatch.setattr(resample.F, "pad", refuse)
-    output(model, torch.randn(1, 2, h, h))
+    output(model, torch.randn(1, 2, h, h).contiguous(memory_format=torch.channels_last))  # max_pool2d's path
 
 
 CONV = "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize={bn}\nactivation={act}\n"
