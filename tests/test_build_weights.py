@@ -104,6 +104,26 @@ def test_bad_files_are_refused_as_load_refuses_them(tmp_path, values, fragments)
         assert fragment in str(built.value)
 
 
+@pytest.mark.parametrize("build_with_weights", [True, False], ids=["build", "load"])
+def test_finite_values_whose_sum_overflows_are_loaded(tmp_path, build_with_weights):
+    data = file_floats()
+    data[[16, 17, 130]] = np.float32(3e38)  # layer 0's and layer 1's conv weights: each sum overflows to inf
+    path = write(tmp_path / "big.weights", HEADER, data)
+    model = netcfg.build(CFG, weights=path) if build_with_weights else netcfg.build(CFG)
+    if not build_with_weights:
+        load_darknet_weights(model, path)
+    assert model.layers[0].conv.weight.detach().view(-1)[:2].tolist() == [float(np.float32(3e38))] * 2
+
+
+@pytest.mark.parametrize("values", [(np.inf, -np.inf), (np.inf, 1.0), (-np.inf, np.float32(3e38))])
+def test_non_finite_values_among_large_ones_are_refused(tmp_path, values):
+    data = file_floats()
+    data[[16, 17]] = values
+    path = write(tmp_path / "inf.weights", HEADER, data)
+    with pytest.raises(WeightsError, match="layer 0 .convolutional. conv.weight holds NaN or infinite"):
+        netcfg.build(CFG, weights=path)
+
+
 def test_a_bad_header_is_refused(tmp_path):
     path = tmp_path / "h.weights"
     path.write_bytes(struct.pack("<iii", 0, 2, 5))
