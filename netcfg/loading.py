@@ -1,6 +1,8 @@
 """`build(cfg, weights=...)` without wasted work: the layers a `.weights` file covers are made on the
 meta device and read from the file straight into their new storage, so no random initialisation is
 spent on values the file replaces and the weights are in memory once (no file buffer beside them).
+A large file is read by a few threads at once, each over its own stretch: most of a fresh process's
+load is the kernel giving the new tensors their pages, which runs in parallel.
 
 Layers the file does not cover (a partial file such as `darknet53.conv.74`), and layers holding state
 the file cannot describe (a fixed buffer), are built as usual, so they keep their normal
@@ -10,8 +12,12 @@ messages `load_darknet_weights` gives; a bad file raises WeightsError and no net
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
 import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -32,6 +38,10 @@ from .weights import (
     load_darknet_weights,
     warn_old_format,
 )
+
+#: Bytes of file per reading thread (fewer bytes are not worth a thread) and the most threads.
+READ_STRETCH = 16 * 2**20
+MAX_READERS = 4
 
 
 def build_loaded(spec: Spec, path: str | os.PathLike, validate: bool = True) -> Network:
@@ -80,31 +90,111 @@ def _materialised(module: nn.Module) -> nn.Module:
     return module
 
 
+@dataclass(frozen=True)
+class _Read:
+    """One tensor to fill from the file: where its floats start (in bytes) and what it is, for messages."""
+
+    tensor: torch.Tensor
+    transposed: bool
+    position: int
+    entry: _LayerTensors
+    name: str
+
+    @property
+    def size(self) -> int:
+        return self.tensor.numel() * FLOAT
+
+
 def _read_layers(
     layout: list[_LayerTensors], offsets: list[int], path: str | os.PathLike, start: int, validate: bool
 ) -> None:
-    """Read each layer's tensors from its file offset, in file order, checking them when asked."""
+    """Read each layer's tensors from its file offset, then check them in file order when asked.
+
+    The file is read by a few threads, each over its own handle and its own stretch of the file
+    (the reads release the GIL, and most of their time is the kernel filling fresh pages). The first
+    failure in file order wins, as a sequential read-and-check would report it."""
     file = str(path)
+    reads = [read for entry, offset in zip(layout, offsets) for read in _entry_reads(entry, start + offset * FLOAT)]
+    failure = _read_all(reads, path, file)
+    failed_at = failure[0] if failure else len(reads)
+    if validate:
+        for read in reads[:failed_at]:
+            check_tensor(read.tensor.detach(), read.entry, read.name, file)
+    if failure:
+        raise failure[1]
+
+
+def _entry_reads(entry: _LayerTensors, position: int) -> list[_Read]:
+    """One layer's tensors as reads, in file order, from byte `position` on."""
+    reads = []
+    for tensor, name, transposed in zip(entry.tensors, entry.names, entry.transposed):
+        reads.append(_Read(tensor, transposed, position, entry, name))
+        position += tensor.numel() * FLOAT
+    return reads
+
+
+def _read_all(reads: list[_Read], path: str | os.PathLike, file: str) -> tuple[int, WeightsError] | None:
+    """Fill every tensor, a stretch of the file per thread; the first failure (read index, error) or None."""
+    groups = _stretches(reads, _workers(sum(read.size for read in reads)))
     try:
-        with open(path, "rb") as f:
-            for entry, offset in zip(layout, offsets):
-                f.seek(start + offset * FLOAT)
-                for tensor, name, transposed in zip(entry.tensors, entry.names, entry.transposed):
-                    _read_tensor(f, tensor, transposed, file)
-                    if validate:
-                        check_tensor(tensor.detach(), entry, name, file)
+        with contextlib.ExitStack() as stack:
+            handles = [stack.enter_context(open(path, "rb")) for _ in groups]  # noqa: SIM115
+            if len(groups) == 1:
+                failures = [_read_stretch(handles[0], groups[0], file)]
+            else:
+                with ThreadPoolExecutor(len(groups)) as pool:
+                    failures = list(pool.map(_read_stretch, handles, groups, [file] * len(groups)))
     except OSError as exc:
         raise WeightsError(f"cannot read weights file {file}: {exc.strerror or exc}") from exc
+    return min((f for f in failures if f is not None), key=lambda f: f[0], default=None)
 
 
-def _read_tensor(f: io.BufferedReader, tensor: torch.Tensor, transposed: bool, file: str) -> None:
-    """Fill `tensor` from the file's next floats: straight into its storage when that is float32 in
-    file order, else through one temporary of the tensor's size."""
+def _workers(size: int) -> int:
+    """How many threads read `size` bytes: one per `READ_STRETCH` bytes, at most as many as torch's
+    intra-op threads (the caller's CPU budget) and `MAX_READERS`."""
+    return max(1, min(size // READ_STRETCH, torch.get_num_threads(), os.cpu_count() or 1, MAX_READERS))
+
+
+def _stretches(reads: list[_Read], count: int) -> list[list[tuple[int, _Read]]]:
+    """`reads` (numbered) cut into `count` consecutive stretches of about equal bytes."""
+    total = sum(read.size for read in reads) or 1
+    groups: list[list[tuple[int, _Read]]] = [[] for _ in range(count)]
+    done = 0
+    for i, read in enumerate(reads):
+        groups[min(count - 1, done * count // total)].append((i, read))
+        done += read.size
+    return [group for group in groups if group] or [[]]
+
+
+def _read_stretch(f: io.BufferedReader, reads: list[tuple[int, _Read]], file: str) -> tuple[int, WeightsError] | None:
+    """Fill one stretch's tensors from `f`; the first failure (read index, error) or None."""
+    with torch.no_grad():  # grad mode is per thread
+        for i, read in reads:
+            try:
+                f.seek(read.position)
+                if not _read_tensor(f, read.tensor, read.transposed):
+                    return i, WeightsError(
+                        f"cannot read weights file {file}: it ended early (was it changed while being read?)"
+                    )
+            except OSError as exc:
+                return i, WeightsError(f"cannot read weights file {file}: {exc.strerror or exc}")
+    return None
+
+
+def _read_tensor(f: io.BufferedReader, tensor: torch.Tensor, transposed: bool) -> bool:
+    """Fill `tensor` from the file's next floats (False when the file ends first): straight into its
+    storage when that is float32 in file order, else through one temporary of the tensor's size."""
     direct = tensor.dtype == torch.float32 and tensor.is_contiguous() and not transposed and tensor.device.type == "cpu"
-    target = tensor.detach() if direct else torch.empty(tensor.numel(), dtype=torch.float32)
+    target = tensor.detach() if direct else torch.empty(tensor.numel(), dtype=torch.float32, device="cpu")
     wanted = target.numel() * FLOAT
-    if wanted and f.readinto(memoryview(target.numpy()).cast("B")) != wanted:
-        raise WeightsError(f"cannot read weights file {file}: it ended early (was it changed while being read?)")
+    if wanted and f.readinto(_writable_bytes(target)) != wanted:
+        return False
     if not direct:
-        with torch.no_grad():
-            tensor.copy_(_from_file(target, tensor, transposed))
+        tensor.copy_(_from_file(target, tensor, transposed))
+    return True
+
+
+def _writable_bytes(tensor: torch.Tensor) -> memoryview:
+    """The bytes of a contiguous CPU tensor, writable in place (no NumPy needed); valid while it lives."""
+    raw = (ctypes.c_char * (tensor.numel() * tensor.element_size())).from_address(tensor.data_ptr())
+    return memoryview(raw).cast("B")

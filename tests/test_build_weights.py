@@ -4,6 +4,7 @@ keeps the class's own initialisation for what it does not, and refuses bad files
 
 from __future__ import annotations
 
+import errno
 import struct
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 from test_weights import CFG, FLOATS, HEADER, file_floats, snapshot, write
 
 import netcfg
-from netcfg import PartialWeightsWarning, WeightsError, load_darknet_weights, save_darknet_weights
+from netcfg import PartialWeightsWarning, WeightsError, load_darknet_weights, loading, save_darknet_weights
 from netcfg.network import layer_module
 from netcfg.registry import section_types
 from netcfg.section import EXAMPLE_NET
@@ -129,3 +130,80 @@ def test_a_bad_header_is_refused(tmp_path):
     path.write_bytes(struct.pack("<iii", 0, 2, 5))
     with pytest.raises(WeightsError, match="needs 20 bytes"):
         netcfg.build(CFG, weights=path)
+
+
+@pytest.mark.parametrize("workers", [2, 3, 7])
+def test_reading_in_several_stretches_gives_the_same_network(tmp_path, monkeypatch, workers):
+    monkeypatch.setattr(loading, "_workers", lambda size: workers)
+    cfg = CFG + "[connected]\noutput=3\nbatch_normalize=1\nactivation=leaky\n"
+    path = randomised_file(cfg, tmp_path / "w.weights", header=(1001, 2, 0))  # the matrix is read transposed
+    expected = netcfg.build(cfg)
+    with pytest.warns(UserWarning, match="above 1000"):
+        load_darknet_weights(expected, path)
+        model = netcfg.build(cfg, weights=path)
+    assert snapshot(model) == snapshot(expected)
+
+
+def _cut_while_read(monkeypatch, short: range, broken: range = range(0)) -> None:
+    """Make the reads of tensors starting at a file byte in `short` come up short (a file cut while
+    being read), and in `broken` fail with an I/O error; the file is read in seven stretches, which
+    for CFG puts layer 0, layer 1 and layers 4-5 each in a stretch of its own."""
+    read = loading._read_tensor
+
+    def failing(f, tensor, transposed):
+        if f.tell() in broken:
+            raise OSError(errno.EIO, "Input/output error")
+        return f.tell() not in short and read(f, tensor, transposed)
+
+    monkeypatch.setattr(loading, "_read_tensor", failing)
+    monkeypatch.setattr(loading, "_workers", lambda size: 7)
+
+
+LAYER_START = [len(HEADER) + 4 * sum(FLOATS[:i]) for i in range(len(FLOATS) + 1)]
+
+
+def test_a_file_cut_while_read_is_refused(tmp_path, monkeypatch):
+    _cut_while_read(monkeypatch, range(LAYER_START[5], LAYER_START[6]))  # the last stretch
+    path = write(tmp_path / "w.weights", HEADER, file_floats())
+    with pytest.raises(WeightsError, match="it ended early"):
+        netcfg.build(CFG, weights=path)
+
+
+def test_a_read_error_is_refused(tmp_path, monkeypatch):
+    _cut_while_read(monkeypatch, range(0), broken=range(LAYER_START[1], LAYER_START[2]))
+    path = write(tmp_path / "w.weights", HEADER, file_floats())
+    with pytest.raises(WeightsError, match="cannot read weights file .*: Input/output error"):
+        netcfg.build(CFG, weights=path)
+
+
+def test_values_before_a_failed_read_are_judged_first(tmp_path, monkeypatch):
+    _cut_while_read(monkeypatch, range(LAYER_START[1], LAYER_START[2]))
+    data = file_floats()
+    data[3] = np.nan  # layer 0, before the failed read
+    with pytest.raises(WeightsError, match="layer 0 .convolutional. bn.bias holds NaN"):
+        netcfg.build(CFG, weights=write(tmp_path / "w.weights", HEADER, data))
+
+
+def test_the_first_failed_read_is_reported_before_later_ones(tmp_path, monkeypatch):
+    _cut_while_read(monkeypatch, range(LAYER_START[1], LAYER_START[2]), broken=range(LAYER_START[4], LAYER_START[5]))
+    path = write(tmp_path / "w.weights", HEADER, file_floats())
+    with pytest.raises(WeightsError, match="it ended early"):
+        netcfg.build(CFG, weights=path)
+
+
+def test_a_failed_read_is_reported_before_later_values(tmp_path, monkeypatch):
+    _cut_while_read(monkeypatch, range(LAYER_START[1], LAYER_START[2]))  # layer 1 fails, layers 4-5 are read
+    data = file_floats()
+    data[-1] = np.nan  # layer 5's weights
+    with pytest.raises(WeightsError, match="it ended early"):
+        netcfg.build(CFG, weights=write(tmp_path / "w.weights", HEADER, data))
+
+
+def test_building_with_weights_needs_no_numpy(tmp_path, monkeypatch):
+    def refuse(self):
+        raise RuntimeError("Numpy is not available")
+
+    monkeypatch.setattr(torch.Tensor, "numpy", refuse)
+    path = write(tmp_path / "w.weights", HEADER, file_floats())
+    model = netcfg.build(CFG, weights=path)
+    assert model.layers[5].conv.bias.tolist() == pytest.approx(file_floats()[-10:-8].tolist())
