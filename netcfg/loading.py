@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import io
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -57,37 +58,61 @@ def build_loaded(spec: Spec, path: str | os.PathLike, validate: bool = True) -> 
         skeleton = build_network(spec)
     layout = _layout(skeleton, header)
     covered, offsets = _plan_load(layout, *divmod(size - header.size, FLOAT), file)
-    from_file = {e.index for e in layout[:covered] if e.floats and _file_holds_all(skeleton.layers[e.index], e)}
-    modules = [_materialised(skeleton.layers[i]) if i in from_file else layer_module(spec, i) for i in range(covered)]
-    modules += [layer_module(spec, i) for i in range(covered, len(spec.layers))]
-    model = build_network(spec, modules)
-    entries = [_layer_tensors(model, e.index, header.transpose) for e in layout[:covered]]
+    model, entries = _loaded_network(spec, skeleton, layout[:covered], header.transpose)
     _read_layers(entries, offsets, path, header.size, validate)
     model.darknet_header = header
     _report(file, covered, len(layout))
     return model
 
 
+def _loaded_network(
+    spec: Spec, skeleton: Network, covered: list[_LayerTensors], transpose: bool
+) -> tuple[Network, list[_LayerTensors]]:
+    """The network, its covered layers whose tensors all come from the file being the skeleton's given
+    storage, the rest built as usual; with the covered layers' file entries over its tensors."""
+    from_file = {e.index for e in covered if e.floats and _file_holds_all(skeleton.layers[e.index], e)}
+    made: dict[int, torch.Tensor] = {}
+    modules = [
+        _materialised(skeleton.layers[i], made) if i in from_file else layer_module(spec, i)
+        for i in range(len(spec.layers))
+    ]
+    model = build_network(spec, modules)
+    return model, [
+        _made_entry(e, made) if e.index in from_file else _layer_tensors(model, e.index, transpose) for e in covered
+    ]
+
+
 def _file_holds_all(module: nn.Module, entry: _LayerTensors) -> bool:
-    """Whether the file gives every tensor of `module` (batch norms' step counters aside, which start at 0)."""
+    """Whether the file gives every tensor of `module` (batch norms' step counters aside, which start
+    at 0) and only its own tensors (not a view of one, which materialising would leave behind)."""
     listed = {id(t) for t in entry.tensors}
     named = [*module.named_parameters(), *module.named_buffers()]
-    return all(id(t) in listed or name.endswith("num_batches_tracked") for name, t in named)
+    owned = all(id(t) in listed or name.endswith("num_batches_tracked") for name, t in named)
+    return owned and listed <= {id(t) for _, t in named}
 
 
-def _materialised(module: nn.Module) -> nn.Module:
-    """A meta module given uninitialised CPU storage (the file fills it), step counters set to 0.
-    Plain `torch.empty` per tensor: `to_empty` on meta tensors imports sympy, a second on first use."""
+def _materialised(module: nn.Module, made: dict[int, torch.Tensor]) -> nn.Module:
+    """A meta module given uninitialised CPU storage (the file fills it), step counters set to 0;
+    `made` maps each meta tensor's id to its new tensor. Plain `torch.empty` per tensor: `to_empty`
+    on meta tensors imports sympy, a second on first use."""
     for sub in module.modules():
         for name, param in sub._parameters.items():
             if param is not None:
-                empty = torch.empty(param.shape, dtype=param.dtype)
-                sub._parameters[name] = nn.Parameter(empty, requires_grad=param.requires_grad)
+                if id(param) not in made:
+                    made[id(param)] = nn.Parameter(torch.empty(param.shape, dtype=param.dtype), param.requires_grad)
+                sub._parameters[name] = made[id(param)]
         for name, buffer in sub._buffers.items():
             if buffer is not None:
-                make = torch.zeros if name == "num_batches_tracked" else torch.empty
-                sub._buffers[name] = make(buffer.shape, dtype=buffer.dtype)
+                if id(buffer) not in made:
+                    make = torch.zeros if name == "num_batches_tracked" else torch.empty
+                    made[id(buffer)] = make(buffer.shape, dtype=buffer.dtype)
+                sub._buffers[name] = made[id(buffer)]
     return module
+
+
+def _made_entry(entry: _LayerTensors, made: dict[int, torch.Tensor]) -> _LayerTensors:
+    """A skeleton layer's file entry over its materialised tensors."""
+    return dataclasses.replace(entry, tensors=tuple(made[id(t)] for t in entry.tensors))
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from test_weights import CFG, FLOATS, HEADER, file_floats, snapshot, write
 import netcfg
 from netcfg import PartialWeightsWarning, WeightsError, load_darknet_weights, loading, save_darknet_weights
 from netcfg.network import layer_module
-from netcfg.registry import section_types
-from netcfg.section import EXAMPLE_NET
+from netcfg.registry import register, section_types
+from netcfg.section import EXAMPLE_NET, LayerCall, Section
 
 EXAMPLES = {t.name: EXAMPLE_NET + t.model.example for t in section_types() if t.name != "net"}
 
@@ -207,3 +207,32 @@ def test_building_with_weights_needs_no_numpy(tmp_path, monkeypatch):
     path = write(tmp_path / "w.weights", HEADER, file_floats())
     model = netcfg.build(CFG, weights=path)
     assert model.layers[5].conv.bias.tolist() == pytest.approx(file_floats()[-10:-8].tolist())
+
+
+class _ListsAView(torch.nn.Module):
+    """A module whose file entry lists its weight twice, the second time as a view."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight.sum()
+
+    def darknet_tensors(self) -> list[torch.Tensor]:
+        return [self.weight, self.weight.view(3)]
+
+
+def test_a_module_listing_a_view_is_built_then_loaded(scratch_registry, tmp_path):
+    @register("build_weights_test_view", family="test")
+    class ViewSection(Section):
+        def infer(self, shapes, ctx):
+            return shapes[0]
+
+        def layer(self, shapes, ctx):
+            return LayerCall(_ListsAView)
+
+    cfg = EXAMPLE_NET + "[build_weights_test_view]\n"
+    path = write(tmp_path / "v.weights", HEADER, np.arange(6, dtype=np.float32))
+    model = netcfg.build(cfg, weights=path)
+    assert model.layers[0].weight.tolist() == [3.0, 4.0, 5.0]
