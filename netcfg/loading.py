@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import io
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -133,18 +134,15 @@ class _Read:
 def _read_layers(
     layout: list[_LayerTensors], offsets: list[int], path: str | os.PathLike, start: int, validate: bool
 ) -> None:
-    """Read each layer's tensors from its file offset, then check them in file order when asked.
+    """Read each layer's tensors from its file offset, checking each as it is read when asked.
 
     The file is read by a few threads, each over its own handle and its own stretch of the file
-    (the reads release the GIL, and most of their time is the kernel filling fresh pages). The first
-    failure in file order wins, as a sequential read-and-check would report it."""
+    (the reads and checks release the GIL, and most of their time is the kernel filling fresh pages;
+    a tensor checked straight after its read is still in cache). The first failure in file order
+    wins, as a sequential read-and-check would report it."""
     file = str(path)
     reads = [read for entry, offset in zip(layout, offsets) for read in _entry_reads(entry, start + offset * FLOAT)]
-    failure = _read_all(reads, path, file)
-    failed_at = failure[0] if failure else len(reads)
-    if validate:
-        for read in reads[:failed_at]:
-            check_tensor(read.tensor.detach(), read.entry, read.name, file)
+    failure = _read_all(reads, path, file, validate)
     if failure:
         raise failure[1]
 
@@ -158,17 +156,21 @@ def _entry_reads(entry: _LayerTensors, position: int) -> list[_Read]:
     return reads
 
 
-def _read_all(reads: list[_Read], path: str | os.PathLike, file: str) -> tuple[int, WeightsError] | None:
-    """Fill every tensor, a stretch of the file per thread; the first failure (read index, error) or None."""
+def _read_all(
+    reads: list[_Read], path: str | os.PathLike, file: str, validate: bool
+) -> tuple[int, WeightsError] | None:
+    """Fill (and check) every tensor, a stretch of the file per thread; the first failure (read index,
+    error) or None."""
     groups = _stretches(reads, _workers(sum(read.size for read in reads)))
     try:
         with contextlib.ExitStack() as stack:
             handles = [stack.enter_context(open(path, "rb")) for _ in groups]  # noqa: SIM115
-            if len(groups) == 1:
-                failures = [_read_stretch(handles[0], groups[0], file)]
+            stretches = [functools.partial(_read_stretch, f, g, file, validate) for f, g in zip(handles, groups)]
+            if len(stretches) == 1:
+                failures = [stretches[0]()]
             else:
-                with ThreadPoolExecutor(len(groups)) as pool:
-                    failures = list(pool.map(_read_stretch, handles, groups, [file] * len(groups)))
+                with ThreadPoolExecutor(len(stretches)) as pool:
+                    failures = list(pool.map(lambda stretch: stretch(), stretches))
     except OSError as exc:
         raise WeightsError(f"cannot read weights file {file}: {exc.strerror or exc}") from exc
     return min((f for f in failures if f is not None), key=lambda f: f[0], default=None)
@@ -191,8 +193,10 @@ def _stretches(reads: list[_Read], count: int) -> list[list[tuple[int, _Read]]]:
     return [group for group in groups if group] or [[]]
 
 
-def _read_stretch(f: io.BufferedReader, reads: list[tuple[int, _Read]], file: str) -> tuple[int, WeightsError] | None:
-    """Fill one stretch's tensors from `f`; the first failure (read index, error) or None."""
+def _read_stretch(
+    f: io.BufferedReader, reads: list[tuple[int, _Read]], file: str, validate: bool
+) -> tuple[int, WeightsError] | None:
+    """Fill (and check) one stretch's tensors from `f`; the first failure (read index, error) or None."""
     with torch.no_grad():  # grad mode is per thread
         for i, read in reads:
             try:
@@ -201,8 +205,12 @@ def _read_stretch(f: io.BufferedReader, reads: list[tuple[int, _Read]], file: st
                     return i, WeightsError(
                         f"cannot read weights file {file}: it ended early (was it changed while being read?)"
                     )
+                if validate:
+                    check_tensor(read.tensor.detach(), read.entry, read.name, file)
             except OSError as exc:
                 return i, WeightsError(f"cannot read weights file {file}: {exc.strerror or exc}")
+            except WeightsError as exc:
+                return i, exc
     return None
 
 
