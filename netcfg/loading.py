@@ -1,8 +1,9 @@
 """`build(cfg, weights=...)` without wasted work: the layers a `.weights` file covers are made on the
 meta device and read from the file straight into their new storage, so no random initialisation is
 spent on values the file replaces and the weights are in memory once (no file buffer beside them).
-A large file is read by a few threads at once, each over its own stretch: most of a fresh process's
-load is the kernel giving the new tensors their pages, which runs in parallel.
+A large file is read by a few threads at once, each over its own stretch and checking each tensor
+straight after reading it: most of a fresh process's load is the kernel giving the new tensors their
+pages, which runs in parallel.
 
 Layers the file does not cover (a partial file such as `darknet53.conv.74`), and layers holding state
 the file cannot describe (a fixed buffer), are built as usual, so they keep their normal
