@@ -1,6 +1,9 @@
 """`build(cfg, weights=...)` without wasted work: the layers a `.weights` file covers are made on the
 meta device and read from the file straight into their new storage, so no random initialisation is
 spent on values the file replaces and the weights are in memory once (no file buffer beside them).
+A large file is read by a few threads at once, each over its own stretch and checking each tensor
+straight after reading it: most of a fresh process's load is the kernel giving the new tensors their
+pages, which runs in parallel.
 
 Layers the file does not cover (a partial file such as `darknet53.conv.74`), and layers holding state
 the file cannot describe (a fixed buffer), are built as usual, so they keep their normal
@@ -10,8 +13,14 @@ messages `load_darknet_weights` gives; a bad file raises WeightsError and no net
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import dataclasses
+import functools
 import io
 import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -33,6 +42,10 @@ from .weights import (
     warn_old_format,
 )
 
+#: Bytes of file per reading thread (fewer bytes are not worth a thread) and the most threads.
+READ_STRETCH = 16 * 2**20
+MAX_READERS = 4
+
 
 def build_loaded(spec: Spec, path: str | os.PathLike, validate: bool = True) -> Network:
     """A network for `spec` holding the darknet weights in `path` (see the module docstring)."""
@@ -47,64 +60,175 @@ def build_loaded(spec: Spec, path: str | os.PathLike, validate: bool = True) -> 
         skeleton = build_network(spec)
     layout = _layout(skeleton, header)
     covered, offsets = _plan_load(layout, *divmod(size - header.size, FLOAT), file)
-    from_file = {e.index for e in layout[:covered] if e.floats and _file_holds_all(skeleton.layers[e.index], e)}
-    modules = [_materialised(skeleton.layers[i]) if i in from_file else layer_module(spec, i) for i in range(covered)]
-    modules += [layer_module(spec, i) for i in range(covered, len(spec.layers))]
-    model = build_network(spec, modules)
-    entries = [_layer_tensors(model, e.index, header.transpose) for e in layout[:covered]]
+    model, entries = _loaded_network(spec, skeleton, layout[:covered], header.transpose)
     _read_layers(entries, offsets, path, header.size, validate)
     model.darknet_header = header
     _report(file, covered, len(layout))
     return model
 
 
+def _loaded_network(
+    spec: Spec, skeleton: Network, covered: list[_LayerTensors], transpose: bool
+) -> tuple[Network, list[_LayerTensors]]:
+    """The network, its covered layers whose tensors all come from the file being the skeleton's given
+    storage, the rest built as usual; with the covered layers' file entries over its tensors."""
+    from_file = {e.index for e in covered if e.floats and _file_holds_all(skeleton.layers[e.index], e)}
+    made: dict[int, torch.Tensor] = {}
+    modules = [
+        _materialised(skeleton.layers[i], made) if i in from_file else layer_module(spec, i)
+        for i in range(len(spec.layers))
+    ]
+    model = build_network(spec, modules)
+    return model, [
+        _made_entry(e, made) if e.index in from_file else _layer_tensors(model, e.index, transpose) for e in covered
+    ]
+
+
 def _file_holds_all(module: nn.Module, entry: _LayerTensors) -> bool:
-    """Whether the file gives every tensor of `module` (batch norms' step counters aside, which start at 0)."""
+    """Whether the file gives every tensor of `module` (batch norms' step counters aside, which start
+    at 0) and only its own tensors (not a view of one, which materialising would leave behind)."""
     listed = {id(t) for t in entry.tensors}
     named = [*module.named_parameters(), *module.named_buffers()]
-    return all(id(t) in listed or name.endswith("num_batches_tracked") for name, t in named)
+    owned = all(id(t) in listed or name.endswith("num_batches_tracked") for name, t in named)
+    return owned and listed <= {id(t) for _, t in named}
 
 
-def _materialised(module: nn.Module) -> nn.Module:
-    """A meta module given uninitialised CPU storage (the file fills it), step counters set to 0.
-    Plain `torch.empty` per tensor: `to_empty` on meta tensors imports sympy, a second on first use."""
+def _materialised(module: nn.Module, made: dict[int, torch.Tensor]) -> nn.Module:
+    """A meta module given uninitialised CPU storage (the file fills it), step counters set to 0;
+    `made` maps each meta tensor's id to its new tensor. Plain `torch.empty` per tensor: `to_empty`
+    on meta tensors imports sympy, a second on first use."""
     for sub in module.modules():
         for name, param in sub._parameters.items():
             if param is not None:
-                empty = torch.empty(param.shape, dtype=param.dtype)
-                sub._parameters[name] = nn.Parameter(empty, requires_grad=param.requires_grad)
+                if id(param) not in made:
+                    made[id(param)] = nn.Parameter(torch.empty(param.shape, dtype=param.dtype), param.requires_grad)
+                sub._parameters[name] = made[id(param)]
         for name, buffer in sub._buffers.items():
             if buffer is not None:
-                make = torch.zeros if name == "num_batches_tracked" else torch.empty
-                sub._buffers[name] = make(buffer.shape, dtype=buffer.dtype)
+                if id(buffer) not in made:
+                    make = torch.zeros if name == "num_batches_tracked" else torch.empty
+                    made[id(buffer)] = make(buffer.shape, dtype=buffer.dtype)
+                sub._buffers[name] = made[id(buffer)]
     return module
+
+
+def _made_entry(entry: _LayerTensors, made: dict[int, torch.Tensor]) -> _LayerTensors:
+    """A skeleton layer's file entry over its materialised tensors."""
+    return dataclasses.replace(entry, tensors=tuple(made[id(t)] for t in entry.tensors))
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One tensor to fill from the file: where its floats start (in bytes) and what it is, for messages."""
+
+    tensor: torch.Tensor
+    transposed: bool
+    position: int
+    entry: _LayerTensors
+    name: str
+
+    @property
+    def size(self) -> int:
+        return self.tensor.numel() * FLOAT
 
 
 def _read_layers(
     layout: list[_LayerTensors], offsets: list[int], path: str | os.PathLike, start: int, validate: bool
 ) -> None:
-    """Read each layer's tensors from its file offset, in file order, checking them when asked."""
+    """Read each layer's tensors from its file offset, checking each as it is read when asked.
+
+    The file is read by a few threads, each over its own handle and its own stretch of the file
+    (the reads and checks release the GIL, and most of their time is the kernel filling fresh pages;
+    a tensor checked straight after its read is still in cache). The first failure in file order
+    wins, as a sequential read-and-check would report it."""
     file = str(path)
+    reads = [read for entry, offset in zip(layout, offsets) for read in _entry_reads(entry, start + offset * FLOAT)]
+    failure = _read_all(reads, path, file, validate)
+    if failure:
+        raise failure[1]
+
+
+def _entry_reads(entry: _LayerTensors, position: int) -> list[_Read]:
+    """One layer's tensors as reads, in file order, from byte `position` on."""
+    reads = []
+    for tensor, name, transposed in zip(entry.tensors, entry.names, entry.transposed):
+        reads.append(_Read(tensor, transposed, position, entry, name))
+        position += tensor.numel() * FLOAT
+    return reads
+
+
+def _read_all(
+    reads: list[_Read], path: str | os.PathLike, file: str, validate: bool
+) -> tuple[int, WeightsError] | None:
+    """Fill (and check) every tensor, a stretch of the file per thread; the first failure (read index,
+    error) or None."""
+    groups = _stretches(reads, _workers(sum(read.size for read in reads)))
     try:
-        with open(path, "rb") as f:
-            for entry, offset in zip(layout, offsets):
-                f.seek(start + offset * FLOAT)
-                for tensor, name, transposed in zip(entry.tensors, entry.names, entry.transposed):
-                    _read_tensor(f, tensor, transposed, file)
-                    if validate:
-                        check_tensor(tensor.detach(), entry, name, file)
+        with contextlib.ExitStack() as stack:
+            handles = [stack.enter_context(open(path, "rb")) for _ in groups]  # noqa: SIM115
+            stretches = [functools.partial(_read_stretch, f, g, file, validate) for f, g in zip(handles, groups)]
+            if len(stretches) == 1:
+                failures = [stretches[0]()]
+            else:
+                with ThreadPoolExecutor(len(stretches)) as pool:
+                    failures = list(pool.map(lambda stretch: stretch(), stretches))
     except OSError as exc:
         raise WeightsError(f"cannot read weights file {file}: {exc.strerror or exc}") from exc
+    return min((f for f in failures if f is not None), key=lambda f: f[0], default=None)
 
 
-def _read_tensor(f: io.BufferedReader, tensor: torch.Tensor, transposed: bool, file: str) -> None:
-    """Fill `tensor` from the file's next floats: straight into its storage when that is float32 in
-    file order, else through one temporary of the tensor's size."""
+def _workers(size: int) -> int:
+    """How many threads read `size` bytes: one per `READ_STRETCH` bytes, at most as many as torch's
+    intra-op threads (the caller's CPU budget) and `MAX_READERS`."""
+    return max(1, min(size // READ_STRETCH, torch.get_num_threads(), os.cpu_count() or 1, MAX_READERS))
+
+
+def _stretches(reads: list[_Read], count: int) -> list[list[tuple[int, _Read]]]:
+    """`reads` (numbered) cut into `count` consecutive stretches of about equal bytes."""
+    total = sum(read.size for read in reads) or 1
+    groups: list[list[tuple[int, _Read]]] = [[] for _ in range(count)]
+    done = 0
+    for i, read in enumerate(reads):
+        groups[min(count - 1, done * count // total)].append((i, read))
+        done += read.size
+    return [group for group in groups if group] or [[]]
+
+
+def _read_stretch(
+    f: io.BufferedReader, reads: list[tuple[int, _Read]], file: str, validate: bool
+) -> tuple[int, WeightsError] | None:
+    """Fill (and check) one stretch's tensors from `f`; the first failure (read index, error) or None."""
+    with torch.no_grad():  # grad mode is per thread
+        for i, read in reads:
+            try:
+                f.seek(read.position)
+                if not _read_tensor(f, read.tensor, read.transposed):
+                    return i, WeightsError(
+                        f"cannot read weights file {file}: it ended early (was it changed while being read?)"
+                    )
+                if validate:
+                    check_tensor(read.tensor.detach(), read.entry, read.name, file)
+            except OSError as exc:
+                return i, WeightsError(f"cannot read weights file {file}: {exc.strerror or exc}")
+            except WeightsError as exc:
+                return i, exc
+    return None
+
+
+def _read_tensor(f: io.BufferedReader, tensor: torch.Tensor, transposed: bool) -> bool:
+    """Fill `tensor` from the file's next floats (False when the file ends first): straight into its
+    storage when that is float32 in file order, else through one temporary of the tensor's size."""
     direct = tensor.dtype == torch.float32 and tensor.is_contiguous() and not transposed and tensor.device.type == "cpu"
-    target = tensor.detach() if direct else torch.empty(tensor.numel(), dtype=torch.float32)
+    target = tensor.detach() if direct else torch.empty(tensor.numel(), dtype=torch.float32, device="cpu")
     wanted = target.numel() * FLOAT
-    if wanted and f.readinto(memoryview(target.numpy()).cast("B")) != wanted:
-        raise WeightsError(f"cannot read weights file {file}: it ended early (was it changed while being read?)")
+    if wanted and f.readinto(_writable_bytes(target)) != wanted:
+        return False
     if not direct:
-        with torch.no_grad():
-            tensor.copy_(_from_file(target, tensor, transposed))
+        tensor.copy_(_from_file(target, tensor, transposed))
+    return True
+
+
+def _writable_bytes(tensor: torch.Tensor) -> memoryview:
+    """The bytes of a contiguous CPU tensor, writable in place (no NumPy needed); valid while it lives."""
+    raw = (ctypes.c_char * (tensor.numel() * tensor.element_size())).from_address(tensor.data_ptr())
+    return memoryview(raw).cast("B")

@@ -231,14 +231,21 @@ def _check_values(values: torch.Tensor, entry: _LayerTensors, start: int, file: 
 
 
 def check_tensor(values: torch.Tensor, entry: _LayerTensors, name: str, file: str) -> None:
-    """Refuse one tensor's NaN or infinite values, or negative values when it is a variance (one
-    NaN-propagating min/max pass: no temporary the size of the tensor)."""
+    """Refuse one tensor's NaN or infinite values, or negative values when it is a variance.
+
+    A finite sum proves every value finite (NaN and infinities propagate through it) in one pass
+    several times cheaper than min/max; only variances, and tensors whose sum is not finite (a bad
+    value, or finite values overflowing it), take the NaN-propagating min/max pass that decides.
+    """
     if not values.numel():
+        return
+    variance = name.endswith("running_var")
+    if not variance and math.isfinite(float(values.sum())):
         return
     low, high = (float(v) for v in torch.aminmax(values))
     if not math.isfinite(low) or not math.isfinite(high):
         raise WeightsError(f"{file}: {entry.label} {name} holds NaN or infinite values (validate=False loads them)")
-    if name.endswith("running_var") and low < 0:
+    if variance and low < 0:
         raise WeightsError(f"{file}: {entry.label} {name} holds negative variances (validate=False loads them)")
 
 
