@@ -6,8 +6,10 @@ import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+import torch
+
 from . import sections  # noqa: F401  (registers the built-in section types)
-from .budget import DEFAULT_BUDGET, Budget
+from .budget import DEFAULT_BUDGET, Budget, meta_modules
 from .budget import check as check_budget
 from .files import CfgSource, read_cfg
 from .loading import build_loaded
@@ -39,8 +41,13 @@ def build(
     parameters or activations exceed `budget` is refused (CfgError) before anything is allocated."""
     with _collector_paused():
         spec = cfg if isinstance(cfg, Spec) else parse(cfg, strict=strict, include_dirs=include_dirs, **net_overrides)
-        check_budget(spec, budget)
-        model = build_network(spec) if weights is None else build_loaded(spec, weights)
+        if weights is None:
+            check_budget(spec, budget)
+            model = build_network(spec)
+        else:
+            skeleton = meta_modules(spec) if torch.get_default_device().type == "cpu" else None
+            check_budget(spec, budget, skeleton)
+            model = build_loaded(spec, weights, skeleton=skeleton)
         model.eval()
     return model
 

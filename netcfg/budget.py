@@ -5,9 +5,11 @@ the spec's shapes and the liveness plan `Network` follows). `build` refuses a ne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from .errors import CfgError, Diagnostics
 from .plan import release_plan
@@ -51,11 +53,15 @@ class Estimate:
         )
 
 
-def estimate(spec: Spec) -> Estimate:
-    """The parameters of every layer's module, built on the meta device, and the peak activation memory."""
-    known: dict[tuple, int] = {}
-    with torch.device("meta"):
-        counts = tuple(_counted(spec, layer, known) for layer in spec.layers)
+def estimate(spec: Spec, meta_layers: Sequence[nn.Module] | None = None) -> Estimate:
+    """The parameters of every layer's module, built on the meta device (or counted in `meta_layers`,
+    one module per layer, as `meta_modules` makes them), and the peak activation memory."""
+    if meta_layers is None:
+        known: dict[tuple, int] = {}
+        with torch.device("meta"):
+            counts = tuple(_counted(spec, layer, known) for layer in spec.layers)
+    else:
+        counts = tuple(0 if layer.shares is not None else _count(m) for layer, m in zip(spec.layers, meta_layers))
     peak, peak_layer = _peak_activations(spec)
     return Estimate(counts, peak, peak_layer, tuple(_window_bflops(layer) for layer in spec.layers))
 
@@ -74,12 +80,27 @@ def _counted(spec: Spec, layer: LayerSpec, known: dict[tuple, int]) -> int:
 def _parameters(spec: Spec, layer: LayerSpec) -> int:
     if layer.shares is not None:
         return 0  # tied to the shared layer's, counted there
+    return _count(_meta_module(spec, layer))
+
+
+def meta_modules(spec: Spec) -> list[nn.Module]:
+    """Every layer's module on the meta device (no storage): what `estimate` counts, and what a build
+    from a weights file then gives storage to, so the modules are made once."""
+    with torch.device("meta"):
+        return [_meta_module(spec, layer) for layer in spec.layers]
+
+
+def _meta_module(spec: Spec, layer: LayerSpec) -> nn.Module:
+    """One layer's module, under the caller's meta device; a CfgError when torch cannot describe it."""
     try:
-        module = layer.section.layer(list(layer.input_shapes), spec.context(layer)).instantiate()
+        return layer.section.layer(list(layer.input_shapes), spec.context(layer)).instantiate()
     except RuntimeError as exc:  # torch cannot even describe a tensor that large, on the meta device
         errors = Diagnostics(spec.file)
         errors.add(layer.raw, layer.index, f"this layer's parameters are too many to count: {exc}")
         raise CfgError(errors.items) from None
+
+
+def _count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
@@ -129,9 +150,10 @@ def _numel(shape: tuple[int, int, int]) -> int:
     return c * h * w
 
 
-def check(spec: Spec, budget: Budget) -> Estimate:
-    """The estimate of `spec`; a CfgError located at the costliest layer when it exceeds `budget`."""
-    found = estimate(spec)
+def check(spec: Spec, budget: Budget, meta_layers: Sequence[nn.Module] | None = None) -> Estimate:
+    """The estimate of `spec` (see `estimate`); a CfgError located at the costliest layer when it
+    exceeds `budget`."""
+    found = estimate(spec, meta_layers)
     errors = Diagnostics(spec.file)
     if found.parameters > budget.max_parameters:
         index = max(range(len(found.layer_parameters)), key=found.layer_parameters.__getitem__)

@@ -47,8 +47,11 @@ READ_STRETCH = 16 * 2**20
 MAX_READERS = 4
 
 
-def build_loaded(spec: Spec, path: str | os.PathLike, validate: bool = True) -> Network:
-    """A network for `spec` holding the darknet weights in `path` (see the module docstring)."""
+def build_loaded(
+    spec: Spec, path: str | os.PathLike, validate: bool = True, skeleton: list[nn.Module] | None = None
+) -> Network:
+    """A network for `spec` holding the darknet weights in `path` (see the module docstring);
+    `skeleton` is the layers' modules already made on the meta device, if any (`budget.meta_modules`)."""
     if torch.get_default_device().type != "cpu":
         model = build_network(spec)  # under meta this is refused, as the file need not cover every tensor
         load_darknet_weights(model, path, validate)
@@ -57,10 +60,10 @@ def build_loaded(spec: Spec, path: str | os.PathLike, validate: bool = True) -> 
     header, size = _header(path)
     warn_old_format(header, file, stacklevel=4)
     with torch.device("meta"):
-        skeleton = build_network(spec)
-    layout = _layout(skeleton, header)
+        meta = build_network(spec, skeleton)
+    layout = _layout(meta, header)
     covered, offsets = _plan_load(layout, *divmod(size - header.size, FLOAT), file)
-    model, entries = _loaded_network(spec, skeleton, layout[:covered], header.transpose)
+    model, entries = _loaded_network(spec, meta, layout[:covered], header.transpose)
     _read_layers(entries, offsets, path, header.size, validate)
     model.darknet_header = header
     _report(file, covered, len(layout))

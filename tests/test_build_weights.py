@@ -236,3 +236,17 @@ def test_a_module_listing_a_view_is_built_then_loaded(scratch_registry, tmp_path
     path = write(tmp_path / "v.weights", HEADER, np.arange(6, dtype=np.float32))
     model = netcfg.build(cfg, weights=path)
     assert model.layers[0].weight.tolist() == [3.0, 4.0, 5.0]
+
+
+def test_build_with_weights_makes_each_module_once(tmp_path, monkeypatch):
+    """The budget's meta modules are the ones given storage: no layer is instantiated twice."""
+    path = tmp_path / "net.weights"
+    save_darknet_weights(netcfg.build(CFG), path)
+    made = []
+    real = netcfg.modules.darknet.DarknetConv.__init__
+    monkeypatch.setattr(
+        netcfg.modules.darknet.DarknetConv, "__init__", lambda self, *a, **k: made.append(1) or real(self, *a, **k)
+    )
+    model = netcfg.build(CFG, weights=path)
+    convs = sum(isinstance(m, netcfg.modules.darknet.DarknetConv) for m in model.layers)
+    assert convs and len(made) == convs
