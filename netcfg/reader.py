@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import warnings
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import NamedTuple
 
+import lark
 from lark import Lark, Token, Transformer, UnexpectedInput
 
 from .errors import CfgError, CfgItem, CfgWarning
@@ -52,10 +56,50 @@ class _Entries(Transformer):
         return children
 
 
+#: lark's own serialisation (`Lark.save`) of the compiled parser, shipped beside the grammar.
+SERIALISED = "darknet.lark.parser"
+
+
 @cache
 def _parser() -> Lark:
-    grammar = (resource_dir("grammars") / "darknet.lark").read_text()
+    """The grammar's parser: loaded from its serialisation when that is of this grammar and lark
+    version (compiling lark's meta-grammar and the LALR tables is ~30 ms of a fresh process), else
+    compiled."""
+    folder = resource_dir("grammars")
+    grammar = (folder / "darknet.lark").read_text()
+    return _load_serialised(folder / SERIALISED, _stamp(grammar)) or _compile(grammar)
+
+
+def _compile(grammar: str) -> Lark:
     return Lark(grammar, parser="lalr", start=["lines", "start"], transformer=_Entries(), propagate_positions=False)
+
+
+def _stamp(grammar: str) -> bytes:
+    """The first line of a serialisation: the grammar's hash and the lark version it was made by."""
+    return f"{hashlib.sha256(grammar.encode()).hexdigest()} lark {lark.__version__}\n".encode()
+
+
+def _load_serialised(path: Path, stamp: bytes) -> Lark | None:
+    """The parser serialised at `path`, or None when it is missing, stale or does not load."""
+    try:
+        data = path.read_bytes()
+        if not data.startswith(stamp):
+            return None
+        parser = Lark.__new__(Lark)  # Lark.load, with the transformer it does not pass on
+        return parser._load(io.BytesIO(data[len(stamp) :]), transformer=_Entries())
+    except Exception:  # noqa: BLE001  (any failure only means compiling the grammar instead)
+        return None
+
+
+def save_parser() -> Path:
+    """Write the serialisation `_parser` loads (run after editing the grammar or upgrading lark)."""
+    folder = resource_dir("grammars")
+    grammar = (folder / "darknet.lark").read_text()
+    out = io.BytesIO()
+    _compile(grammar).save(out)
+    path = folder / SERIALISED
+    path.write_bytes(_stamp(grammar) + out.getvalue())
+    return path
 
 
 def decode(data: bytes | str, file: str) -> str:
