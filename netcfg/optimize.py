@@ -70,8 +70,7 @@ class PackedConv(DarknetConv):
 
     def __init__(self, layer: DarknetConv, input_shape: tuple[int, ...]):
         nn.Module.__init__(self)
-        self.__dict__.update({k: v for k, v in layer.__dict__.items() if k != "training"})
-        self.training = layer.training
+        self.__dict__.update(layer.__dict__)  # the layer's own modules and state, not copies
         self._input_size = list(input_shape)
         self._post_op = FUSED_ACTIVATIONS.get(type(self.act))
         self._packed: tuple[torch.Tensor, int | None, torch.Tensor] | None = None
