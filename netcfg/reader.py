@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -148,7 +150,7 @@ def _syntax_items(text: str, file: str) -> list[CfgItem]:
 
 
 def _tokens(text: str, file: str) -> list[Token]:
-    """The header and option tokens: by the fast `lines` rule, else by the full `start` rule (a header
+    """The section and option tokens: by the fast `lines` rule, else by the full `start` rule (a header
     split by blanks, line breaks or comments after its `[`), else a CfgError listing the bad lines."""
     try:
         return _parser().parse(text, start="lines")
@@ -161,10 +163,36 @@ def _tokens(text: str, file: str) -> list[Token]:
 
 
 def _header(tok: Token, file: str) -> RawSection:
-    """A section from a whole-header token (`HEADER`, at its `[`) or the part after `[` (`HEADER_REST`)."""
-    if tok.type == "HEADER":
+    """A section from a token holding its whole header (`SECTION`, at its `[`) or the part after `[`
+    (`HEADER_REST`)."""
+    if tok.type == "SECTION":
         return RawSection("".join(tok[1 : tok.index("]", 1)].split()), tok.line, tok.column, file)
     return RawSection("".join(tok[: tok.index("]")].split()), tok.line, tok.column - 1, file)
+
+
+def _options(tok: Token) -> Iterator[tuple[str, str, int, int]]:
+    """The `(key, value, line, column)` of each option line a token holds, as written: the one line of
+    an `OPTION`, or the lines under a `SECTION`'s header (the grammar has checked them; blank and
+    comment lines are skipped, and a value ends at its comment)."""
+    if tok.type == "OPTION":
+        key, _, value = tok.partition("=")
+        yield key, value, tok.line, tok.column
+        return
+    if tok.type != "SECTION":
+        return
+    line = tok.line
+    for text in tok.split("\n")[1:]:
+        line += 1
+        stripped = text.lstrip(" \t\f\v")
+        if stripped and stripped[0] not in "#;":
+            key, _, value = stripped.partition("=")
+            if "#" in value or ";" in value:
+                value = _COMMENT_START.split(value, 1)[0]
+            yield key, value, line, len(text) - len(stripped) + 1
+
+
+#: Where a comment starts in a value.
+_COMMENT_START = re.compile("[#;]")
 
 
 def read_sections(data: bytes | str, file: str = "<cfg>") -> list[RawSection]:
@@ -181,22 +209,21 @@ def _sections(tokens: list[Token], file: str) -> list[RawSection]:
         if tok.type != "OPTION":
             section = _header(tok, file)
             sections.append(section)
-            continue
-        key, _, value = tok.partition("=")
-        key = "".join(key.split())
-        if section is None:
-            items.append(CfgItem("option before any [section] header", file, tok.line, tok.column, key=key))
-            continue
-        first = section.options.get(key)
-        if first is not None:
-            warnings.warn(
-                f"{file}:{tok.line}: [{section.name}] key {key!r} repeats line {first.line}; "
-                f"the first value ({first.value!r}) is used, as in darknet",
-                CfgWarning,
-                stacklevel=3,
-            )
-            continue
-        section.options[key] = RawOption(key, "".join(value.split()), tok.line, tok.column)
+        for key, value, line, column in _options(tok):
+            key = "".join(key.split())
+            if section is None:
+                items.append(CfgItem("option before any [section] header", file, line, column, key=key))
+                continue
+            first = section.options.get(key)
+            if first is not None:
+                warnings.warn(
+                    f"{file}:{line}: [{section.name}] key {key!r} repeats line {first.line}; "
+                    f"the first value ({first.value!r}) is used, as in darknet",
+                    CfgWarning,
+                    stacklevel=3,
+                )
+                continue
+            section.options[key] = RawOption(key, "".join(value.split()), line, column)
     if items:
         raise CfgError(items)
     return sections
