@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 from torch import nn
 
 from .geometry import ConvGeometry
@@ -91,8 +93,6 @@ class Section(BaseModel):
     #: Whether this is a training loss (`[cost]`): passed through, never the default output.
     is_loss: ClassVar[bool] = False
 
-    _extras: dict[str, str] = PrivateAttr(default_factory=dict)
-
     @field_validator("*", mode="after")
     @classmethod
     def _bounded(cls, value: Any) -> Any:
@@ -108,9 +108,16 @@ class Section(BaseModel):
         return value
 
     @property
-    def extras(self) -> dict[str, str]:
-        """Accepted keys without effect at inference, as written."""
-        return self._extras
+    def extras(self) -> Mapping[str, str]:
+        """Accepted keys without effect at inference, as written (read-only)."""
+        private = self.__pydantic_private__
+        return MappingProxyType(private["extras"]) if private else MappingProxyType({})
+
+    def keep_extras(self, extras: dict[str, str]) -> None:
+        """Keep `extras` with this validated section, in pydantic's slot for private values (which
+        copies, pickles and comparisons carry): a declared private attribute cost every section an
+        initialisation hook, a tenth of validating a cfg."""
+        object.__setattr__(self, "__pydantic_private__", {"extras": dict(extras)})
 
     @property
     def geometry(self) -> ConvGeometry | None:

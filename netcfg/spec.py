@@ -117,7 +117,7 @@ def validate_section(raw: RawSection, index: int | None, errors: Diagnostics, st
             errors.add(raw, index, message, key if key in raw.options or key in fields else None)
         return None
     if extras:
-        section._extras.update(extras)
+        section.keep_extras(extras)
     for key, message in section.notes():
         errors.warn(raw, index, message, key)
     return section if ok else None
