@@ -1,9 +1,10 @@
 """One figure measured in this process: `python benchmarks/figures.py FIGURE CFG WEIGHTS THREADS SIZE [ONNX]`.
 
-Prints `seconds peak_MiB` (the median over a few repeats inside the process, and the process's peak
-resident memory, `VmHWM`: unlike `ru_maxrss` it does not carry the forking parent's peak across
-exec), for the driver `benchmarks/run.py` to collect from fresh processes. SIZE is the input's width
-and height (0: the cfg's own `[net]` size).
+Prints `seconds peak_MiB` (a ratio instead of seconds for `forward-over-generated`; otherwise the
+median over a few repeats inside the process, and the process's peak resident memory, `VmHWM`:
+unlike `ru_maxrss` it does not carry the forking parent's peak across exec), for the driver
+`benchmarks/run.py` to collect from fresh processes. SIZE is the input's width and height (0: the
+cfg's own `[net]` size).
 """
 
 from __future__ import annotations
@@ -79,6 +80,26 @@ def netcfg_forward(cfg: str, weights: str, variant: str) -> float:
         return median_seconds(lambda: model(x))
 
 
+def forward_over_generated(cfg: str, weights: str, pairs: int = 10) -> float:
+    """The eager network's forward time over the generated module's: the median ratio of calls
+    interleaved in one process, each pair in alternating order (fresh processes differ by more than
+    the 2% this ratio is judged by)."""
+    model = build(cfg, weights)
+    generated = _generated(cfg).eval()
+    generated.load_state_dict(model.state_dict())
+    x = _input(model)
+    ratios = []
+    with torch.inference_mode():
+        model(x), generated(x)  # warm-up
+        for pair in range(pairs):
+            if pair % 2:
+                b, a = once(lambda: generated(x)), once(lambda: model(x))
+            else:
+                a, b = once(lambda: model(x)), once(lambda: generated(x))
+            ratios.append(a / b)
+    return statistics.median(ratios)
+
+
 def opencv_forward(cfg: str, weights: str, threads: int) -> float:
     import cv2
 
@@ -128,6 +149,7 @@ FIGURES: dict[str, Callable[[str, str, int, str], float]] = {
     "forward-compiled": lambda c, w, t, o: netcfg_forward(c, w, "compiled"),
     "forward-generated": lambda c, w, t, o: netcfg_forward(c, w, "generated"),
     "forward-opencv": lambda c, w, t, o: opencv_forward(c, w, t),
+    "forward-over-generated": lambda c, w, t, o: forward_over_generated(c, w),
     "forward-onnxruntime": lambda c, w, t, o: onnxruntime_forward(c, o, t),
     "build": lambda c, w, t, o: once(lambda: build(c)),
     "build-load": lambda c, w, t, o: once(lambda: build(c, w)),
