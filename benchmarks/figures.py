@@ -1,8 +1,8 @@
 """One figure measured in this process: `python benchmarks/figures.py FIGURE CFG WEIGHTS THREADS SIZE [ONNX]`.
 
-Prints `seconds peak_MiB` (a ratio instead of seconds for `forward-over-generated`; otherwise the
-median over a few repeats inside the process, and the process's peak resident memory, `VmHWM`:
-unlike `ru_maxrss` it does not carry the forking parent's peak across exec), for the driver
+Prints `seconds peak_MiB`: the median over a few repeats inside the process (for
+`forward-over-generated`, a ratio in place of seconds) and the process's peak resident memory,
+`VmHWM` (unlike `ru_maxrss` it does not carry the forking parent's peak across exec), for the driver
 `benchmarks/run.py` to collect from fresh processes. SIZE is the input's width and height (0: the
 cfg's own `[net]` size).
 """
