@@ -80,5 +80,5 @@ def parity_each(networks: dict[str, nn.Module], inputs: dict[str, torch.Tensor])
 
 def tolerance(network: nn.Module, x: torch.Tensor) -> float:
     """The absolute tolerance for `network`'s outputs: ATOL_SCALE × (1 + their largest magnitude)."""
-    largest = max((float(o.abs().max()) for o in outputs_of(network, x) if o.numel()), default=0.0)
+    largest = max((float(o.detach().abs().max()) for o in outputs_of(network, x) if o.numel()), default=0.0)
     return ATOL_SCALE * (1 + largest)

@@ -300,8 +300,6 @@ def test_darknet53_conv_74_loads_into_yolov3(shared_cfgs, tmp_path):
 
 
 def test_really_fused_network_is_refused(model, tmp_path):
-    if not hasattr(model, "fuse"):
-        pytest.skip("Network.fuse() is not in this checkout")
     model.fuse()
     with pytest.raises(WeightsError, match="fused"):
         save_darknet_weights(model, tmp_path / "o.weights")
