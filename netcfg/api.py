@@ -11,6 +11,7 @@ import torch
 from . import sections  # noqa: F401  (registers the built-in section types)
 from .budget import DEFAULT_BUDGET, Budget, meta_modules
 from .budget import check as check_budget
+from .errors import suggestion_budget
 from .files import CfgSource, read_cfg
 from .loading import build_loaded
 from .network import Network, build_network
@@ -21,7 +22,7 @@ from .spec import Spec, build_spec
 def parse(cfg: CfgSource, *, strict: bool = False, include_dirs: Iterable[CfgSource] = (), **net_overrides) -> Spec:
     """Parse and validate a cfg without building modules. Keyword arguments replace `[net]` keys;
     `strict=True` refuses keys darknet ignores; `include_dirs` are further folders includes may read."""
-    with _collector_paused():
+    with _collector_paused(), suggestion_budget():
         source = read_cfg(cfg)
         return build_spec(read_sections(source.content, source.name), source, net_overrides, strict, include_dirs)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -64,13 +66,37 @@ class CfgWarning(UserWarning):
 #: Words longer than this, or more choices than this, get no suggestion: difflib is quadratic.
 SUGGEST_LIMIT = 64
 SUGGEST_CHOICES = 2000
+#: Word-to-choice comparisons (some microseconds each) `closest` may make under one
+#: `suggestion_budget`, i.e. one parse: a cfg of thousands of junk keys or labels would otherwise spend
+#: minutes on suggestions. Past it, problems are reported without one, and a near miss of a darknet
+#: section's key is no longer told from any other unknown key (both warn).
+SUGGESTION_BUDGET = 100_000
+#: CfgWarnings one parse issues; past these, one more says how many were left out.
+MAX_WARNINGS = 1000
+
+_budget: ContextVar[list[int] | None] = ContextVar("netcfg_suggestion_budget", default=None)
+
+
+@contextmanager
+def suggestion_budget(comparisons: int = SUGGESTION_BUDGET) -> Iterator[None]:
+    """Bound the comparisons `closest` makes inside this block (per thread and task)."""
+    token = _budget.set([comparisons])
+    try:
+        yield
+    finally:
+        _budget.reset(token)
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
     """The choice closest to `word` (difflib ratio ≥ 0.6), or None; bounded work on huge inputs."""
-    options = sorted(choices)
-    if len(word) > SUGGEST_LIMIT or len(options) > SUGGEST_CHOICES:
+    left = _budget.get()
+    if len(word) > SUGGEST_LIMIT or (left is not None and left[0] <= 0):
         return None
+    options = sorted(choices)
+    if len(options) > SUGGEST_CHOICES:
+        return None
+    if left is not None:
+        left[0] -= len(options)
     close = difflib.get_close_matches(word, [o for o in options if len(o) <= SUGGEST_LIMIT], n=1, cutoff=0.6)
     return close[0] if close else None
 
@@ -100,9 +126,12 @@ class Diagnostics:
         self._record(self.warned, self._item(raw, index, message, key))
 
     def emit_warnings(self) -> None:
-        """Issue every recorded warning, once each, located as a CfgItem is."""
-        for item in self.warned:
+        """Issue the recorded warnings (the first MAX_WARNINGS), once each, located as a CfgItem is."""
+        for item in self.warned[:MAX_WARNINGS]:
             warnings.warn(str(item), CfgWarning, stacklevel=4)
+        if len(self.warned) > MAX_WARNINGS:
+            left_out = len(self.warned) - MAX_WARNINGS
+            warnings.warn(f"{self.file}: {left_out} more warnings like these are not shown", CfgWarning, stacklevel=4)
 
     def _item(self, raw: RawSection, index: int | None, message: str, key: str | None) -> CfgItem:
         line, col = raw.where(key)

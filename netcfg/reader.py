@@ -15,7 +15,7 @@ from typing import NamedTuple
 import lark
 from lark import Lark, Token, Transformer, UnexpectedInput
 
-from .errors import CfgError, CfgItem, CfgWarning
+from .errors import MAX_WARNINGS, CfgError, CfgItem, CfgWarning
 from .resources import resource_dir
 
 #: Larger cfgs are refused before parsing: the largest real darknet cfg is about 40 KB.
@@ -205,6 +205,7 @@ def _sections(tokens: list[Token], file: str) -> list[RawSection]:
     sections: list[RawSection] = []
     items: list[CfgItem] = []
     section: RawSection | None = None
+    repeats = 0
     for tok in tokens:
         if tok.type != "OPTION":
             section = _header(tok, file)
@@ -216,14 +217,19 @@ def _sections(tokens: list[Token], file: str) -> list[RawSection]:
                 continue
             first = section.options.get(key)
             if first is not None:
-                warnings.warn(
-                    f"{file}:{line}: [{section.name}] key {key!r} repeats line {first.line}; "
-                    f"the first value ({first.value!r}) is used, as in darknet",
-                    CfgWarning,
-                    stacklevel=3,
-                )
+                repeats += 1
+                if repeats <= MAX_WARNINGS:
+                    warnings.warn(
+                        f"{file}:{line}: [{section.name}] key {key!r} repeats line {first.line}; "
+                        f"the first value ({first.value!r}) is used, as in darknet",
+                        CfgWarning,
+                        stacklevel=3,
+                    )
                 continue
             section.options[key] = RawOption(key, "".join(value.split()), line, column)
+    if repeats > MAX_WARNINGS:
+        message = f"{file}: {repeats - MAX_WARNINGS} more repeated keys are not shown; their first values are used"
+        warnings.warn(message, CfgWarning, stacklevel=3)
     if items:
         raise CfgError(items)
     return sections
