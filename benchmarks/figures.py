@@ -154,7 +154,7 @@ FIGURES: dict[str, Callable[[str, str, int, str], float]] = {
     "build": lambda c, w, t, o: once(lambda: build(c)),
     "build-load": lambda c, w, t, o: once(lambda: build(c, w)),
     "load-opencv": lambda c, w, t, o: once(lambda: __import__("cv2").dnn.readNetFromDarknet(c, w)),
-    "parse": lambda c, w, t, o: median_seconds(lambda: netcfg.parse(c)),
+    "parse": lambda c, w, t, o: median_seconds(lambda: netcfg.parse(c), repeats=20),
     "deep-parse-build": lambda c, w, t, o: once(lambda: netcfg.build(deep_cfg(int(c)))),
     "build-load-forward": lambda c, w, t, o: build_load_forward(c, w),
 }
