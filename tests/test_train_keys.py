@@ -61,3 +61,11 @@ def test_region_keys():
     )
     _, region = _sections(cfg)
     assert (region.object_scale, region.rescore, region.bias_match, region.thresh) == (5.0, True, True, 0.6)
+
+
+def test_gaussian_yolo_keeps_focal_loss_as_darknet_does_not_read_it():
+    """parse_gaussian_yolo has no focal_loss: netcfg keeps it as written, with a note, and no field."""
+    head = HEAD.replace("filters=21", "filters=33").replace("[yolo]", "[Gaussian_yolo]") + "focal_loss=1\n"
+    with pytest.warns(netcfg.CfgWarning, match="focal_loss: darknet does not read it for \\[Gaussian_yolo\\]"):
+        _, gaussian = _sections(NET + head)
+    assert dict(gaussian.extras) == {"focal_loss": "1"} and not hasattr(gaussian, "focal_loss")

@@ -134,10 +134,17 @@ class GaussianYoloSection(GaussianYoloTrainingKeys, _Masked):
         "[Gaussian_yolo]\nmask=0,1\nanchors=4,5, 8,9, 12,10\nnum=3\nclasses=2\nscale_x_y=1.1\n"
     )
 
-    ignored_keys: ClassVar[frozenset[str]] = YOLO_TRAINING_KEYS
+    #: `[yolo]`'s focal_loss is accepted (cfgs copy it from `[yolo]`), with a note: darknet does not read it here.
+    ignored_keys: ClassVar[frozenset[str]] = YOLO_TRAINING_KEYS | {"focal_loss"}
 
     scale_x_y: float = 1.0
     yolo_point: Literal["center", "left_top", "right_bottom"] = "center"
+
+    def notes(self) -> list[tuple[str | None, str]]:
+        notes = super().notes()
+        if "focal_loss" in self.extras:
+            notes.append(("focal_loss", "darknet does not read it for [Gaussian_yolo]: no effect"))
+        return notes
 
     def infer(self, shapes: list[Shape], ctx: Context) -> Shape:
         self._check_filters(shapes[0], self.classes + 9, "len(mask)·(classes+9)", "classes")

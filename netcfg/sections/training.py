@@ -74,8 +74,8 @@ class NetTrainingKeys(Section):
         return self.batch // self.subdivisions
 
 
-class YoloTrainingKeys(Section):
-    """`[yolo]`/`[Gaussian_yolo]` loss and augmentation keys (parse_yolo), read by `netcfg.train`.
+class _AnchorLossKeys(Section):
+    """The loss and augmentation keys `[yolo]` and `[Gaussian_yolo]` share, read by `netcfg.train`.
 
     `max_delta` (none: unbounded) clips the IoU-loss deltas and the `counters_per_class` multipliers.
     """
@@ -92,7 +92,6 @@ class YoloTrainingKeys(Section):
     label_smooth_eps: float = Field(0.0, ge=0, le=1)
     max_delta: float | None = Field(None, gt=0)
     counters_per_class: IntList | None = None
-    focal_loss: Flag = False
     objectness_smooth: Flag = False
     jitter: float = Field(0.2, ge=0, lt=1)
     resize: float = Field(1.0, gt=0)
@@ -107,9 +106,16 @@ class YoloTrainingKeys(Section):
         return self
 
 
-class GaussianYoloTrainingKeys(YoloTrainingKeys):
-    """`[Gaussian_yolo]`'s loss keys (parse_gaussian_yolo): `[yolo]`'s, and `uc_normalizer`, the weight of
-    the uncertainty (σ) deltas. darknet does not read `focal_loss` for this head."""
+class YoloTrainingKeys(_AnchorLossKeys):
+    """`[yolo]`'s loss and augmentation keys (parse_yolo): the shared ones and `focal_loss`."""
+
+    focal_loss: Flag = False
+
+
+class GaussianYoloTrainingKeys(_AnchorLossKeys):
+    """`[Gaussian_yolo]`'s loss keys (parse_gaussian_yolo): the shared ones and `uc_normalizer`, the
+    weight of the uncertainty (σ) deltas. darknet does not read `focal_loss` for this head (see
+    `GaussianYoloSection`)."""
 
     uc_normalizer: float = 1.0
 
