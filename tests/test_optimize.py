@@ -26,13 +26,20 @@ CFG = (
 )
 
 
-def test_optimized_network_equals_the_eval_network():
+def _seeded(cfg: str) -> netcfg.Network:
+    """The network of `cfg` with seeded weights and batch-norm statistics that fusing has to carry."""
     torch.manual_seed(0)
-    model = netcfg.build(CFG)
+    model = netcfg.build(cfg)
     with torch.no_grad():
         for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
             bn.running_mean.uniform_(-1, 1)
             bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 1.5)
+    return model
+
+
+def test_optimized_network_equals_the_eval_network():
+    model = _seeded(CFG)
     x = torch.randn(2, 3, 32, 32)
     with torch.inference_mode():
         want = model(x)
@@ -61,17 +68,6 @@ def _conv_cfg(activation: str) -> str:
         f"[convolutional]\nfilters=6\nsize=3\npad=1\ndilation=2\nbatch_normalize=1\nactivation={activation}\n"
         f"[convolutional]\nfilters=5\nsize=1\nactivation={activation}\n"
     )
-
-
-def _seeded(cfg: str) -> netcfg.Network:
-    torch.manual_seed(0)
-    model = netcfg.build(cfg)
-    with torch.no_grad():
-        for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
-            bn.running_mean.uniform_(-1, 1)
-            bn.running_var.uniform_(0.5, 2)
-            bn.weight.uniform_(0.5, 1.5)
-    return model
 
 
 ACTIVATIONS = ["linear", "leaky", "relu", "logistic", "swish", "tanh", "hardtan", "mish", "elu"]  # fused, then not
