@@ -38,11 +38,18 @@ def test_maxpool_matches_darknets_loop(size, sy, sx, pad, h, w):
     assert_close(out, want)
 
 
-@pytest.mark.parametrize("size", [1, 2, 3, 5])
-@pytest.mark.parametrize(("sy", "sx", "pad", "h", "w"), [(1, 1, None, 7, 6), (2, 2, None, 8, 6), (2, 3, 1, 9, 11)])
+#: (size, stride_y, stride_x, padding, height, width): small windows at every stride, SPP's large
+#: ones (doubled windows with a remainder) at stride 1.
+SLICED = [
+    (size, *case) for case in [(1, 1, None, 7, 6), (2, 2, None, 8, 6), (2, 3, 1, 9, 11)] for size in (1, 2, 3, 5)
+] + [(size, 1, 1, None, 7, 6) for size in (4, 6, 7, 9, 13)]
+
+
+@pytest.mark.parametrize(("size", "sy", "sx", "pad", "h", "w"), SLICED)
 def test_maxpool_slices_equal_max_pool2d_and_darknet(size, sy, sx, pad, h, w):
-    """NCHW inference takes the window-slice path, channels_last and autograd max_pool2d's: all three
-    give darknet's loop, and the slice path returns a tensor of its own."""
+    """Inference takes the window-slice path (doubling windows at stride 1) on NCHW and channels_last
+    tensors alike, autograd max_pool2d's: all give darknet's loop, and the slice path returns a
+    tensor of its own in its input's memory format."""
     padding = "" if pad is None else f"padding={pad}\n"
     model = build(f"[maxpool]\nsize={size}\nstride_x={sx}\nstride_y={sy}\n{padding}", c=3, h=h, w=w)
     x = torch.randn(2, 3, h, w) - 5
@@ -50,9 +57,13 @@ def test_maxpool_slices_equal_max_pool2d_and_darknet(size, sy, sx, pad, h, w):
     slices = output(model, x)
     assert resample._slices_pay(x) and slices.data_ptr() != x.data_ptr()
     assert_close(slices[1], want)
-    for other in (x.contiguous(memory_format=torch.channels_last), x.clone().requires_grad_()):
-        assert not resample._slices_pay(other)
-        assert torch.equal(model(other, return_layers=[-1])[-1].detach(), slices)
+    last = x.contiguous(memory_format=torch.channels_last)
+    assert resample._slices_pay(last)
+    from_last = output(model, last)
+    assert torch.equal(from_last, slices) and from_last.is_contiguous(memory_format=torch.channels_last)
+    graded = x.clone().requires_grad_()
+    assert not resample._slices_pay(graded)
+    assert torch.equal(model(graded, return_layers=[-1])[-1].detach(), slices)
 
 
 @pytest.mark.parametrize(("size", "stride", "h"), [(5, 1, 13), (13, 1, 13), (2, 2, 26)])
@@ -63,7 +74,7 @@ def test_maxpool_makes_no_padded_copy_where_max_pool2d_pads(monkeypatch, size, s
         raise AssertionError("padded explicitly")
 
     monkeypatch.setattr(resample.F, "pad", refuse)
-    output(model, torch.randn(1, 2, h, h).contiguous(memory_format=torch.channels_last))  # max_pool2d's path
+    model(torch.randn(1, 2, h, h, requires_grad=True))  # autograd: max_pool2d's path
 
 
 CONV = "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize={bn}\nactivation={act}\n"

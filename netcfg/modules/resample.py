@@ -64,8 +64,9 @@ class MaxPool(nn.Module):
     @torch.jit.unused
     def _slice_pool(self, x: torch.Tensor) -> torch.Tensor:
         """Darknet's max pool as the maximum of the window's strided slices, rows then columns:
-        the same values, without the indices `max_pool2d` computes for NCHW tensors on CPU (5-10×
-        its time). The input is padded with −inf only where a window reads past it."""
+        the same values, without the indices `max_pool2d` computes on CPU (1.2-3.4× the time on
+        channels_last tensors, 15-26× on NCHW, measured on one AVX-512 machine). The input is padded
+        with −inf only where a window reads past it."""
         before, padding = self.pad[0], self.pad[0] + self.pad[1]
         h, w = int(x.shape[-2]), int(x.shape[-1])
         out_h = _darknet_size(h, self.size, self.stride[0], padding)
@@ -93,8 +94,8 @@ class MaxPool(nn.Module):
 
 
 def _slices_pay(x: torch.Tensor) -> bool:
-    """Inference on an NCHW CPU tensor, eagerly: where `max_pool2d` is slow and slices are exact."""
-    if x.device.type != "cpu" or x.is_contiguous(memory_format=torch.channels_last) or x.dim() != 4:
+    """Inference on a CPU tensor, eagerly: where `max_pool2d` is slower and slices are exact."""
+    if x.device.type != "cpu" or x.dim() != 4:
         return False
     if x.requires_grad and torch.is_grad_enabled():
         return False  # autograd keeps max_pool2d's gradient (one winner per window, not a tie split)
@@ -102,16 +103,34 @@ def _slices_pay(x: torch.Tensor) -> bool:
 
 
 def _window_max(x: torch.Tensor, dim: int, size: int, stride: int, count: int) -> torch.Tensor:
-    """out[i] = max(x[i·stride + j] for j < size) along `dim`, for i < count, as a new tensor."""
-    span = (count - 1) * stride + 1
+    """out[i] = max(x[i·stride + j] for j < size) along `dim`, for i < count, as a new tensor.
+
+    At stride 1 the window doubles (the max of neighbours, then of neighbouring pairs, ...), so a
+    window of `size` takes about log2(size) maxima instead of size − 1; max minds no overlap."""
     dim %= x.dim()
-    parts = [x[(slice(None),) * dim + (slice(j, j + span, stride),)] for j in range(size)]
     if size == 1:
-        return parts[0].clone()
-    out = torch.maximum(parts[0], parts[1])
-    for part in parts[2:]:
-        torch.maximum(out, part, out=out)
-    return out
+        return _run(x, dim, 0, count, stride).clone()
+    if stride > 1:
+        out = torch.maximum(_run(x, dim, 0, count, stride), _run(x, dim, 1, count, stride))
+        for j in range(2, size):
+            torch.maximum(out, _run(x, dim, j, count, stride), out=out)
+        return out
+    offsets, covered = [], 1
+    while covered * 2 <= size:
+        offsets.append(covered)
+        covered *= 2
+    if covered < size:
+        offsets.append(size - covered)
+    length = count + size - 1
+    for offset in offsets:
+        length -= offset
+        x = torch.maximum(_run(x, dim, 0, length), _run(x, dim, offset, length))
+    return x
+
+
+def _run(x: torch.Tensor, dim: int, start: int, length: int, step: int = 1) -> torch.Tensor:
+    """`length` elements of `x` along `dim` from `start`, `step` apart (a view)."""
+    return x[(slice(None),) * dim + (slice(start, start + (length - 1) * step + 1, step),)]
 
 
 class MaxPoolDepth(nn.Module):
