@@ -283,13 +283,20 @@ def upsample_cpu(inp, w, h, c, stride, forward, scale, out):
                     inp[in_index] += scale * out[out_index]
 
 
-def test_upsample_repeats_each_pixel_times_scale():
-    model = build("[upsample]\nstride=3\nscale=0.5\n", c=2, h=2, w=3)
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_upsample_repeats_each_pixel_times_scale(stride, channels_last):
+    """NCHW and channels_last inputs (which stay channels_last) alike, into a tensor of its own."""
+    model = build(f"[upsample]\nstride={stride}\nscale=0.5\n", c=2, h=2, w=3)
     x = randn(1, 2, 2, 3)
-    want = [0.0] * (2 * 6 * 9)
-    upsample_cpu(flat(x), 3, 2, 2, 3, True, 0.5, want)
+    want = [0.0] * (2 * 2 * stride * 3 * stride)
+    upsample_cpu(flat(x), 3, 2, 2, stride, True, 0.5, want)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     out = output(model, x)
-    assert tuple(out.shape[1:]) == (2, 6, 9)
+    assert tuple(out.shape[1:]) == (2, 2 * stride, 3 * stride)
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert out.data_ptr() != x.data_ptr()
     assert_close(out, want)
 
 

@@ -79,12 +79,13 @@ class Yolo(_AnchorHead):
         self.new_coords = new_coords
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """l.output: logistic on x, y, objectness and classes (none with `new_coords`), then x, y scaled."""
+        """l.output: logistic on x, y, objectness and classes (none with `new_coords`), then x, y scaled.
+        The logistic runs once over every entry (one pass instead of two strided ones); w and h come
+        back raw."""
         p = self.by_anchor(x)
-        xy, wh, rest = p[:, :, :2], p[:, :, 2:4], p[:, :, 4:]
-        if not self.new_coords:
-            xy, rest = torch.sigmoid(xy), torch.sigmoid(rest)
-        return torch.cat((_scale_xy(xy, self.scale_x_y), wh, rest), dim=2).reshape(x.shape)
+        act = p if self.new_coords else torch.sigmoid(p)
+        parts = (_scale_xy(act[:, :, :2], self.scale_x_y), p[:, :, 2:4], act[:, :, 4:])
+        return torch.cat(parts, dim=2).reshape(x.shape)
 
     @torch.jit.export
     def decode(self, output: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

@@ -185,12 +185,29 @@ class Upsample(nn.Module):
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride > 0:
+        if self.stride > 0 and _channels_last(x):
+            x = _repeat_pixels_channels_last(x, self.stride)
+        elif self.stride > 0:
             x = x.repeat_interleave(self.stride, dim=2).repeat_interleave(self.stride, dim=3)
         else:
             s = -self.stride
             x = F.avg_pool2d(x, s, s, divisor_override=1)
         return x * self.scale if self.scale != 1.0 else x
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    """A channels_last 4-d tensor that is not also plain contiguous (one channel, or 1×1 pixels)."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def _repeat_pixels_channels_last(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Every pixel of a channels_last tensor repeated s×s, as one copy that stays channels_last
+    (`repeat_interleave` makes two, and through NCHW order: 5-10× the time)."""
+    if s == 1:
+        return x.clone()  # a tensor of its own, still channels_last
+    n, c, h, w = x.shape
+    pixels = x.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, h, s, w, s, c)
+    return pixels.reshape(n, h * s, w * s, c).permute(0, 3, 1, 2)
 
 
 class Reorg(nn.Module):
