@@ -12,7 +12,8 @@ import netcfg
 from netcfg.modules import resample
 
 #: (size, stride_y, stride_x, padding, height, width): SPP's symmetric pads, even and odd sizes at
-#: stride 2, asymmetric strides, pads read on the right only, pads beyond half the window.
+#: stride 2, asymmetric strides, pads read on the right only, pads beyond half the window, windows
+#: that read only padding (darknet's −FLT_MAX).
 POOLS = [
     (5, 1, 1, 4, 7, 6),
     (9, 1, 1, 8, 5, 9),
@@ -25,6 +26,8 @@ POOLS = [
     (4, 3, 2, 0, 9, 8),
     (3, 1, 2, 3, 6, 5),
     (1, 1, 1, 0, 4, 4),
+    (2, 1, 1, 6, 4, 4),
+    (3, 2, 2, 8, 5, 5),
 ]
 
 
@@ -36,6 +39,8 @@ def test_maxpool_matches_darknets_loop(size, sy, sx, pad, h, w):
     out = output(model, x)
     assert tuple(out.shape[1:]) == (2, oh, ow)
     assert_close(out, want)
+    graded = model(x.clone().requires_grad_(), return_layers=[-1])[-1]  # max_pool2d's path
+    assert_close(graded.detach(), want)
 
 
 #: (size, stride_y, stride_x, padding, height, width): small windows at every stride, SPP's large

@@ -8,6 +8,10 @@ from torch import nn
 
 from .darknet import Blur
 
+#: C's FLT_MAX: darknet's pools start each window's maximum at −FLT_MAX and skip what lies outside
+#: the input, so a window that reads only padding gives −FLT_MAX; the pads here fill with it.
+FLT_MAX = 3.4028234663852886e38
+
 
 def _darknet_pad(padding: int) -> tuple[int, int, int, int]:
     """Darknet pools pad `padding // 2` on the left/top and the rest on the right/bottom."""
@@ -31,12 +35,13 @@ def _torch_size(n: int, size: int, stride: int, pad: int, ceil_mode: bool) -> in
 
 
 class MaxPool(nn.Module):
-    """`[maxpool]`: darknet's padding (`padding` in all, `padding // 2` left/top, −inf fill);
+    """`[maxpool]`: darknet's padding (`padding` in all, `padding // 2` left/top, −FLT_MAX fill);
     with `antialiasing` the pool runs at stride 1 and a fixed blur applies the stride.
 
     Darknet's windows start `padding // 2` before the input and ignore whatever lies outside it,
-    so when `max_pool2d` with that padding on both sides (its own −inf fill, in ceil mode or not)
-    gives darknet's output size, its windows are darknet's: no padded copy is made. Otherwise (the
+    so when `max_pool2d` with that padding on both sides (in ceil mode or not) gives darknet's
+    output size, its windows are darknet's and none reads only padding (where its own −inf fill
+    would show): no padded copy is made. Otherwise (the
     right/bottom padding is read and larger than the left/top, or exceeds half the window) the input
     is padded explicitly."""
 
@@ -66,7 +71,7 @@ class MaxPool(nn.Module):
         """Darknet's max pool as the maximum of the window's strided slices, rows then columns:
         the same values, without the indices `max_pool2d` computes on CPU (1.2-3.4× the time on
         channels_last tensors, 15-26× on NCHW, measured on one AVX-512 machine). The input is padded
-        with −inf only where a window reads past it."""
+        with −FLT_MAX only where a window reads past it."""
         before, padding = self.pad[0], self.pad[0] + self.pad[1]
         h, w = int(x.shape[-2]), int(x.shape[-1])
         out_h = _darknet_size(h, self.size, self.stride[0], padding)
@@ -74,7 +79,7 @@ class MaxPool(nn.Module):
         below = max(0, (out_h - 1) * self.stride[0] + self.size - before - h)
         right = max(0, (out_w - 1) * self.stride[1] + self.size - before - w)
         if before or below or right:
-            x = F.pad(x, (before, right, before, below), value=float("-inf"))
+            x = F.pad(x, (before, right, before, below), value=-FLT_MAX)
         return _window_max(_window_max(x, -2, self.size, self.stride[0], out_h), -1, self.size, self.stride[1], out_w)
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,7 +95,7 @@ class MaxPool(nn.Module):
                     _torch_size(w, self.size, sw, before, ceil_mode) == want_w
                 ):
                     return F.max_pool2d(x, self.size, self.stride, before, ceil_mode=ceil_mode)
-        return F.max_pool2d(F.pad(x, self.pad, value=float("-inf")), self.size, self.stride)
+        return F.max_pool2d(F.pad(x, self.pad, value=-FLT_MAX), self.size, self.stride)
 
 
 def _slices_pay(x: torch.Tensor) -> bool:
@@ -146,7 +151,7 @@ class MaxPoolDepth(nn.Module):
         g = self.out_channels
         full = -(-c // g) * g
         if full != c:
-            x = F.pad(x, (0, 0, 0, 0, 0, full - c), value=float("-inf"))
+            x = F.pad(x, (0, 0, 0, 0, 0, full - c), value=-FLT_MAX)
         return x.reshape(b, full // g, g, h, w).amax(dim=1)
 
 
