@@ -30,15 +30,15 @@ from .network import Network, build_network, layer_module
 from .spec import Spec
 from .weights import (
     FLOAT,
-    _from_file,
-    _header,
-    _layer_tensors,
-    _LayerTensors,
-    _layout,
-    _plan_load,
-    _report,
+    LayerTensors,
     check_tensor,
+    file_layout,
+    from_file,
+    layer_tensors,
     load_darknet_weights,
+    plan_load,
+    read_header,
+    report_partial,
     warn_old_format,
 )
 
@@ -57,37 +57,37 @@ def build_loaded(
         load_darknet_weights(model, path, validate)
         return model
     file = str(path)
-    header, size = _header(path)
+    header, size = read_header(path)
     warn_old_format(header, file, stacklevel=4)
     with torch.device("meta"):
         meta = build_network(spec, skeleton)
-    layout = _layout(meta, header)
-    covered, offsets = _plan_load(layout, *divmod(size - header.size, FLOAT), file)
+    layout = file_layout(meta, header)
+    covered, offsets = plan_load(layout, *divmod(size - header.size, FLOAT), file)
     model, entries = _loaded_network(spec, meta, layout[:covered], header.transpose)
     _read_layers(entries, offsets, path, header.size, validate)
     model.darknet_header = header
-    _report(file, covered, len(layout))
+    report_partial(file, covered, len(layout))
     return model
 
 
 def _loaded_network(
-    spec: Spec, skeleton: Network, covered: list[_LayerTensors], transpose: bool
-) -> tuple[Network, list[_LayerTensors]]:
+    spec: Spec, skeleton: Network, covered: list[LayerTensors], transpose: bool
+) -> tuple[Network, list[LayerTensors]]:
     """The network, its covered layers whose tensors all come from the file being the skeleton's given
     storage, the rest built as usual; with the covered layers' file entries over its tensors."""
-    from_file = {e.index for e in covered if e.floats and _file_holds_all(skeleton.layers[e.index], e)}
+    file_made = {e.index for e in covered if e.floats and _file_holds_all(skeleton.layers[e.index], e)}
     made: dict[int, torch.Tensor] = {}
     modules = [
-        _materialised(skeleton.layers[i], made) if i in from_file else layer_module(spec, i)
+        _materialised(skeleton.layers[i], made) if i in file_made else layer_module(spec, i)
         for i in range(len(spec.layers))
     ]
     model = build_network(spec, modules)
     return model, [
-        _made_entry(e, made) if e.index in from_file else _layer_tensors(model, e.index, transpose) for e in covered
+        _made_entry(e, made) if e.index in file_made else layer_tensors(model, e.index, transpose) for e in covered
     ]
 
 
-def _file_holds_all(module: nn.Module, entry: _LayerTensors) -> bool:
+def _file_holds_all(module: nn.Module, entry: LayerTensors) -> bool:
     """Whether the file gives every tensor of `module` (batch norms' step counters aside, which start
     at 0) and only its own tensors (not a view of one, which materialising would leave behind)."""
     listed = {id(t) for t in entry.tensors}
@@ -115,7 +115,7 @@ def _materialised(module: nn.Module, made: dict[int, torch.Tensor]) -> nn.Module
     return module
 
 
-def _made_entry(entry: _LayerTensors, made: dict[int, torch.Tensor]) -> _LayerTensors:
+def _made_entry(entry: LayerTensors, made: dict[int, torch.Tensor]) -> LayerTensors:
     """A skeleton layer's file entry over its materialised tensors."""
     return dataclasses.replace(entry, tensors=tuple(made[id(t)] for t in entry.tensors))
 
@@ -127,7 +127,7 @@ class _Read:
     tensor: torch.Tensor
     transposed: bool
     position: int
-    entry: _LayerTensors
+    entry: LayerTensors
     name: str
 
     @property
@@ -136,7 +136,7 @@ class _Read:
 
 
 def _read_layers(
-    layout: list[_LayerTensors], offsets: list[int], path: str | os.PathLike, start: int, validate: bool
+    layout: list[LayerTensors], offsets: list[int], path: str | os.PathLike, start: int, validate: bool
 ) -> None:
     """Read each layer's tensors from its file offset, checking each as it is read when asked.
 
@@ -151,7 +151,7 @@ def _read_layers(
         raise failure[1]
 
 
-def _entry_reads(entry: _LayerTensors, position: int) -> list[_Read]:
+def _entry_reads(entry: LayerTensors, position: int) -> list[_Read]:
     """One layer's tensors as reads, in file order, from byte `position` on."""
     reads = []
     for tensor, name, transposed in zip(entry.tensors, entry.names, entry.transposed):
@@ -227,7 +227,7 @@ def _read_tensor(f: io.BufferedReader, tensor: torch.Tensor, transposed: bool) -
     if wanted and f.readinto(_writable_bytes(target)) != wanted:
         return False
     if not direct:
-        tensor.copy_(_from_file(target, tensor, transposed))
+        tensor.copy_(from_file(target, tensor, transposed))
     return True
 
 

@@ -90,7 +90,7 @@ class DarknetHeader:
 
 
 @dataclass(frozen=True)
-class _LayerTensors:
+class LayerTensors:
     """One layer's place in the file: its tensors in file order, which are stored transposed,
     and whether it owns parameters a darknet file cannot describe."""
 
@@ -132,15 +132,15 @@ def _flag(extras: dict[str, str], key: str) -> bool:
         return False
 
 
-def _layer_tensors(model: Network, index: int, transpose: bool) -> _LayerTensors:
+def layer_tensors(model: Network, index: int, transpose: bool) -> LayerTensors:
     """Layer `index`'s tensors in file order, or an opaque entry when it owns undescribed parameters."""
     module = model.layers[index]
     section = model.spec.layers[index].section
     if model.spec.layers[index].shares is not None:
-        return _LayerTensors(index, section.type_name, (), (), ())  # darknet's loader and saver skip it
+        return LayerTensors(index, section.type_name, (), (), ())  # darknet's loader and saver skip it
     if not hasattr(module, "darknet_tensors"):
         owns = any(True for _ in module.parameters())
-        return _LayerTensors(index, section.type_name, (), (), (), opaque=owns)
+        return LayerTensors(index, section.type_name, (), (), (), opaque=owns)
     tensors = tuple(module.darknet_tensors())
     names = _tensor_names(module)
     listed = {id(t) for t in tensors}
@@ -149,7 +149,7 @@ def _layer_tensors(model: Network, index: int, transpose: bool) -> _LayerTensors
         raise WeightsError(f"layer {index} [{section.type_name}]: parameters {missing} have no place in the file")
     flipped = _transposable(module, nn.Conv2d) if _flag(section.extras, "flipped") else set()
     linear = _transposable(module, nn.Linear) if transpose else set()
-    return _LayerTensors(
+    return LayerTensors(
         index,
         section.type_name,
         tensors,
@@ -158,9 +158,9 @@ def _layer_tensors(model: Network, index: int, transpose: bool) -> _LayerTensors
     )
 
 
-def _layout(model: Network, header: DarknetHeader) -> list[_LayerTensors]:
+def file_layout(model: Network, header: DarknetHeader) -> list[LayerTensors]:
     """Every layer's place in a file with this header."""
-    return [_layer_tensors(model, i, header.transpose) for i in range(len(model.layers))]
+    return [layer_tensors(model, i, header.transpose) for i in range(len(model.layers))]
 
 
 def _refuse_fused(model: Network, action: str) -> None:
@@ -182,7 +182,7 @@ def _refuse_meta(model: Network, action: str) -> None:
         )
 
 
-def _from_file(flat: torch.Tensor, like: torch.Tensor, transposed: bool) -> torch.Tensor:
+def from_file(flat: torch.Tensor, like: torch.Tensor, transposed: bool) -> torch.Tensor:
     """File floats → a tensor shaped like `like` (undoing darknet's transposed storage)."""
     if transposed:
         rows = like.shape[0]
@@ -198,7 +198,7 @@ def _to_file(tensor: torch.Tensor, transposed: bool) -> torch.Tensor:
     return t.reshape(-1)
 
 
-def _header(path: str | os.PathLike) -> tuple[DarknetHeader, int]:
+def read_header(path: str | os.PathLike) -> tuple[DarknetHeader, int]:
     """The header and the file's size, read without reading the body; a FIFO, device or folder is
     refused before it is opened."""
     file = Path(path)
@@ -223,14 +223,14 @@ def _read(path: str | os.PathLike, size: int) -> bytearray:
     return buffer
 
 
-def _check_values(values: torch.Tensor, entry: _LayerTensors, start: int, file: str) -> None:
+def _check_values(values: torch.Tensor, entry: LayerTensors, start: int, file: str) -> None:
     """Refuse NaN or infinite values, and negative batch-norm variances, naming layer and tensor."""
     for tensor, name in zip(entry.tensors, entry.names):
         check_tensor(values[start : start + tensor.numel()], entry, name, file)
         start += tensor.numel()
 
 
-def check_tensor(values: torch.Tensor, entry: _LayerTensors, name: str, file: str) -> None:
+def check_tensor(values: torch.Tensor, entry: LayerTensors, name: str, file: str) -> None:
     """Refuse one tensor's NaN or infinite values, or negative values when it is a variance.
 
     A finite sum proves every value finite (NaN and infinities propagate through it) in one pass
@@ -249,7 +249,7 @@ def check_tensor(values: torch.Tensor, entry: _LayerTensors, name: str, file: st
         raise WeightsError(f"{file}: {entry.label} {name} holds negative variances (validate=False loads them)")
 
 
-def _plan_load(layout: list[_LayerTensors], floats: int, stray: int, file: str) -> tuple[int, list[int]]:
+def plan_load(layout: list[LayerTensors], floats: int, stray: int, file: str) -> tuple[int, list[int]]:
     """Walk the layers over `floats` file floats: (layers covered, file offset of each loaded layer).
 
     Stops at the first layer needing data when the file ends exactly at a layer boundary; raises
@@ -314,11 +314,11 @@ def load_darknet_weights(model: Network, path: str | os.PathLike, validate: bool
     _refuse_fused(model, "load")
     _refuse_meta(model, "load")
     file = str(path)
-    header, size = _header(path)
+    header, size = read_header(path)
     warn_old_format(header, file, stacklevel=3)
-    layout = _layout(model, header)
+    layout = file_layout(model, header)
     floats, stray = divmod(size - header.size, FLOAT)
-    covered, offsets = _plan_load(layout, floats, stray, file)  # sizes checked before the body is read
+    covered, offsets = plan_load(layout, floats, stray, file)  # sizes checked before the body is read
     data = _read(path, size)
     values = torch.frombuffer(data, dtype=torch.float32, offset=header.size, count=floats) if floats else None
     if validate:
@@ -328,14 +328,14 @@ def load_darknet_weights(model: Network, path: str | os.PathLike, validate: bool
         for entry, start in zip(layout, offsets):
             for tensor, transposed in zip(entry.tensors, entry.transposed):
                 chunk = values[start : start + tensor.numel()]
-                tensor.copy_(_from_file(chunk, tensor, transposed))
+                tensor.copy_(from_file(chunk, tensor, transposed))
                 start += tensor.numel()
     model.darknet_header = header
-    _report(file, covered, len(layout))
+    report_partial(file, covered, len(layout))
     return covered
 
 
-def _report(file: str, covered: int, total: int) -> None:
+def report_partial(file: str, covered: int, total: int) -> None:
     """Log the load; warn when the file covered only the first layers."""
     if covered < total:
         message = f"{file}: loaded layers 0..{covered - 1} of {total}; the file ends before layer {covered}"
@@ -351,7 +351,7 @@ def save_darknet_weights(model: Network, path: str | os.PathLike, cutoff: int | 
     _refuse_fused(model, "save")
     _refuse_meta(model, "save")
     header = getattr(model, "darknet_header", None) or DarknetHeader(*DARKNET_VERSION)
-    layout = _layout(model, header)[:cutoff]
+    layout = file_layout(model, header)[:cutoff]
     for entry in layout:
         if entry.opaque:
             raise WeightsError(f"cannot save: {entry.label} has parameters a darknet .weights file cannot describe")
