@@ -1,4 +1,4 @@
-"""Every figure of the performance table in one command: `python benchmarks/run.py [--threads 2] [--rounds 3]
+"""Every figure of the performance table in one command: `python benchmarks/run.py [--threads 2] [--rounds 5]
 [--size 416]`.
 
 Each figure is measured in a fresh process (`benchmarks/figures.py`), the processes interleaved round
@@ -116,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cfgs", type=Path, default=DEFAULT_CFGS, help="folder holding darknet's cfg files")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--size", type=int, default=416, help="input width and height (0: each cfg's own)")
     parser.add_argument("--compile", action="store_true", help="also time optimize(compile=True) (minutes)")
     args = parser.parse_args()
