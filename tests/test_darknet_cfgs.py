@@ -16,7 +16,7 @@ import torch
 from darknet_layout import weights_file_bytes
 
 import netcfg
-from netcfg.weights import DARKNET_VERSION, DarknetHeader, _layout
+from netcfg.weights import DARKNET_VERSION, DarknetHeader, file_layout
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "darknet-cfg"
 CFGS = sorted(str(p.relative_to(SHARED)) for p in SHARED.rglob("*.cfg")) if SHARED.is_dir() else []
@@ -76,7 +76,7 @@ def check_weights_layout(model: netcfg.Network, path: Path, tmp_path: Path) -> N
     """The file netcfg writes has the size darknet's loader reads; small networks round-trip one."""
     spec = model.spec
     want = weights_file_bytes(path.read_text(encoding="utf-8", errors="replace"), spec.input_shape)
-    floats = sum(entry.floats for entry in _layout(model, DarknetHeader(*DARKNET_VERSION)))
+    floats = sum(entry.floats for entry in file_layout(model, DarknetHeader(*DARKNET_VERSION)))
     assert 20 + 4 * floats == want
     if sum(p.numel() for p in model.parameters()) > ROUND_TRIP_PARAMETERS:
         return
