@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -32,7 +33,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..api import build
     from ..errors import CfgWarning, NetcfgError
     from ..weights import load_darknet_weights
-    from .data import Augment, DetectionDataset, image_list, read_data_file
+    from .data import Augment, DetectionDataset, image_list, read_data_file, unapplied_augmentation
     from .loop import Progress, Trainer, batches, distributed, report
 
     rank, world, local = distributed()
@@ -70,6 +71,9 @@ def run_train(args: argparse.Namespace) -> int:
     stem = backup / Path(args.cfg).stem
     if rank == 0:
         backup.mkdir(parents=True, exist_ok=True)
+        left_out = unapplied_augmentation(net, heads[-1])
+        if left_out:
+            print(f"not applied (see README, Training): {', '.join(left_out)}", file=sys.stderr)
     started, average = time.perf_counter(), None
     while trainer.progress.update < updates:
         cost = trainer.step(stream)

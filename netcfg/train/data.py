@@ -87,6 +87,32 @@ class Augment:
         return cls(net.flip, net.hue, net.saturation, net.exposure)
 
 
+#: `[net]` keys of darknet's detector training (detector.c's load_args) that the dataset does not apply.
+UNAPPLIED_NET_KEYS = ("mosaic", "cutmix", "mixup", "blur", "gaussian_noise", "adversarial_lr")
+
+
+def unapplied_augmentation(net, head) -> list[str]:
+    """The cfg's darknet training augmentation that `DetectionDataset` leaves out, as `key=value`:
+    the last head's `jitter` crop, `random` multi-scale and `resize`, which darknet reads from its
+    last layer, and the `[net]` keys of `UNAPPLIED_NET_KEYS` set to anything but 0."""
+    jitter, random_, resize = (
+        getattr(head, key, default) for key, default in (("jitter", 0), ("random", 0), ("resize", 1))
+    )
+    keys = [f"jitter={jitter:g}"] if jitter else []
+    keys += [f"random={random_:g}"] if random_ else []
+    keys += [f"resize={resize:g}"] if resize != 1 else []
+    given = {key: str(net.extras[key]).strip() for key in UNAPPLIED_NET_KEYS if key in net.extras}
+    return keys + [f"{key}={value}" for key, value in given.items() if _nonzero(value)]
+
+
+def _nonzero(value: str) -> bool:
+    """A cfg value other than 0 (text that is not a number counts as set)."""
+    try:
+        return float(value) != 0
+    except ValueError:
+        return True
+
+
 class DetectionDataset(torch.utils.data.Dataset):
     """Images and their darknet labels, augmented and fitted to the network input: (image, rows)."""
 
