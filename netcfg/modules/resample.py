@@ -8,9 +8,14 @@ from torch import nn
 
 from .darknet import Blur
 
-#: C's FLT_MAX: darknet's pools start each window's maximum at −FLT_MAX and skip what lies outside
-#: the input, so a window that reads only padding gives −FLT_MAX; the pads here fill with it.
-FLT_MAX = 3.4028234663852886e38
+
+def _lowest(x: torch.Tensor) -> float:
+    """The pad value of darknet's pools: each window's maximum starts at −FLT_MAX and what lies
+    outside the input is skipped, so a window that reads only padding gives −FLT_MAX. Half types
+    cannot hold it (their pads are −inf)."""
+    if x.dtype == torch.float32 or x.dtype == torch.float64:
+        return -3.4028234663852886e38  # C's FLT_MAX (a literal: TorchScript reads no float globals)
+    return float("-inf")
 
 
 def _darknet_pad(padding: int) -> tuple[int, int, int, int]:
@@ -79,7 +84,7 @@ class MaxPool(nn.Module):
         below = max(0, (out_h - 1) * self.stride[0] + self.size - before - h)
         right = max(0, (out_w - 1) * self.stride[1] + self.size - before - w)
         if before or below or right:
-            x = F.pad(x, (before, right, before, below), value=-FLT_MAX)
+            x = F.pad(x, (before, right, before, below), value=_lowest(x))
         return _window_max(_window_max(x, -2, self.size, self.stride[0], out_h), -1, self.size, self.stride[1], out_w)
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,7 +100,7 @@ class MaxPool(nn.Module):
                     _torch_size(w, self.size, sw, before, ceil_mode) == want_w
                 ):
                     return F.max_pool2d(x, self.size, self.stride, before, ceil_mode=ceil_mode)
-        return F.max_pool2d(F.pad(x, self.pad, value=-FLT_MAX), self.size, self.stride)
+        return F.max_pool2d(F.pad(x, self.pad, value=_lowest(x)), self.size, self.stride)
 
 
 def _slices_pay(x: torch.Tensor) -> bool:
@@ -151,7 +156,7 @@ class MaxPoolDepth(nn.Module):
         g = self.out_channels
         full = -(-c // g) * g
         if full != c:
-            x = F.pad(x, (0, 0, 0, 0, 0, full - c), value=-FLT_MAX)
+            x = F.pad(x, (0, 0, 0, 0, 0, full - c), value=_lowest(x))
         return x.reshape(b, full // g, g, h, w).amax(dim=1)
 
 
