@@ -1,5 +1,5 @@
-"""The data side of `netcfg train`: darknet's HSV distortion (image.c, transcribed here per pixel),
-letterboxing and box clipping, and the .data file."""
+"""The data side of `netcfg train`: darknet's HSV distortion (image.c, transcribed here per pixel)
+and the .data file; the crop, stretch, flip and boxes are tests/test_train_crop.py's."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import netcfg
-from netcfg.train.augment import clip_boxes, distort_image, fit, flip
+from netcfg.train.augment import distort_image
 from netcfg.train.data import read_data_file
 
 
@@ -67,21 +67,6 @@ def test_distort_image_is_darknets(dhue, dsat, dexp):
     expected = torch.tensor(_distort_image(pixels, dhue, dsat, dexp), dtype=torch.float64)
     got = distort_image(image, dhue, dsat, dexp).permute(1, 2, 0).reshape(-1, 3)
     torch.testing.assert_close(got, expected)
-
-
-def test_letterbox_flip_and_clip_move_the_boxes_with_the_image():
-    image = torch.zeros(3, 20, 40)
-    image[:, 5:15, 10:20] = 1  # a box at x 10..20, y 5..15
-    boxes = torch.tensor([[1, 15 / 40, 10 / 20, 10 / 40, 10 / 20]])
-    fitted, moved = fit(image, boxes, (32, 32), letterbox=True)
-    assert fitted[0, 0, 0] == 0.5 and fitted[0, 8, 0] == 0  # grey bars above, the image from row 8
-    x, y, w, h = (moved[0, 1:] * 32).tolist()  # scaled by 0.8 to 32×16, 8 rows down
-    assert [x - w / 2, y - h / 2, x + w / 2, y + h / 2] == pytest.approx([8, 12, 16, 20])
-    assert fitted[0, 13, 10] == 1 and fitted[0, 13, 5] == 0
-    mirrored, flipped = flip(image, boxes)
-    assert mirrored[0, 5, 25] == 1 and float(flipped[0, 1]) == pytest.approx(25 / 40)
-    clipped = clip_boxes(torch.tensor([[0, 0.95, 0.5, 0.2, 0.2], [1, 0.5, 0.5, 0.0005, 0.2]]), 200)
-    torch.testing.assert_close(clipped, torch.tensor([[0, 0.925, 0.5, 0.15, 0.2]]))
 
 
 def test_data_file(tmp_path):

@@ -94,7 +94,7 @@ class _AnchorLossKeys(Section):
     counters_per_class: IntList | None = None
     objectness_smooth: Flag = False
     jitter: float = Field(0.2, ge=0, lt=1)
-    resize: float = Field(1.0, gt=0)
+    resize: float = Field(1.0, ge=1e-3, le=1e3)
     random: float = Field(0.0, ge=0)
     max_boxes: int = Field(200, alias="max", gt=0)
 
@@ -137,6 +137,6 @@ class RegionTrainingKeys(Section):
     log: Flag = False
     sqrt: Flag = False
     jitter: float = Field(0.2, ge=0, lt=1)
-    resize: float = Field(1.0, gt=0)
+    resize: float = Field(1.0, ge=1e-3, le=1e3)
     random: float = Field(0.0, ge=0)
     max_boxes: int = Field(200, alias="max", gt=0)

@@ -1,7 +1,5 @@
-"""darknet's photometric and geometric augmentation for detection: HSV jitter (image.c
-random_distort_image), horizontal flip, and resizing or letterboxing to the network size.
-
-Images are (3, H, W) float tensors in [0, 1]; boxes (N, 5) rows `class x y w h` in image fractions.
+"""darknet's photometric augmentation for detection: HSV jitter (image.c random_distort_image).
+The crop, stretch and flip are `crop.py`'s. Images are (3, H, W) float tensors in [0, 1].
 """
 
 from __future__ import annotations
@@ -9,10 +7,6 @@ from __future__ import annotations
 import random
 
 import torch
-import torch.nn.functional as F
-
-#: darknet's fill_truth_detection drops boxes narrower or lower than this (image fractions).
-MIN_BOX = 0.001
 
 
 def rand_scale(s: float, rng: random.Random) -> float:
@@ -68,40 +62,3 @@ def distort_image(image: torch.Tensor, dhue: float, dsat: float, dexp: float) ->
     h = torch.where(h > 1, h - 1, torch.where(h < 0, h + 1, h))
     rgb = hsv_to_rgb(torch.stack((h, s * dsat, v * dexp)))
     return torch.cat((rgb, image[3:]), dim=0).clamp(0, 1)
-
-
-def flip(image: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mirror left-right, boxes with it."""
-    boxes = boxes.clone()
-    boxes[:, 1] = 1 - boxes[:, 1]
-    return image.flip(-1), boxes
-
-
-def fit(image: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int], letterbox: bool):
-    """Resize to `size` (H, W): stretched, or with `letterbox` scaled to fit and centred on grey 0.5
-    (darknet's letter_box_image); boxes follow."""
-    c, h, w = image.shape
-    if not letterbox:
-        return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0], boxes
-    scale = min(size[0] / h, size[1] / w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = F.interpolate(image[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
-    canvas = torch.full((c, *size), 0.5)
-    top, left = (size[0] - nh) // 2, (size[1] - nw) // 2
-    canvas[:, top : top + nh, left : left + nw] = resized
-    boxes = boxes.clone()
-    boxes[:, 1] = (boxes[:, 1] * nw + left) / size[1]
-    boxes[:, 2] = (boxes[:, 2] * nh + top) / size[0]
-    boxes[:, 3] *= nw / size[1]
-    boxes[:, 4] *= nh / size[0]
-    return canvas, boxes
-
-
-def clip_boxes(boxes: torch.Tensor, max_boxes: int) -> torch.Tensor:
-    """Boxes clipped to the image, those under MIN_BOX dropped, at most `max_boxes` kept (fill_truth_detection)."""
-    left = (boxes[:, 1] - boxes[:, 3] / 2).clamp(0, 1)
-    right = (boxes[:, 1] + boxes[:, 3] / 2).clamp(0, 1)
-    top = (boxes[:, 2] - boxes[:, 4] / 2).clamp(0, 1)
-    bottom = (boxes[:, 2] + boxes[:, 4] / 2).clamp(0, 1)
-    out = torch.stack((boxes[:, 0], (left + right) / 2, (top + bottom) / 2, right - left, bottom - top), dim=1)
-    return out[(out[:, 3] >= MIN_BOX) & (out[:, 4] >= MIN_BOX)][:max_boxes]

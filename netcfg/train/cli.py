@@ -63,8 +63,9 @@ def run_train(args: argparse.Namespace) -> int:
     elif progress.update:
         trainer.start_at(progress)
     letterbox = _flag(getattr(net, "letter_box", net.extras.get("letter_box", "0")))
+    augment = Augment.from_cfg(net, heads[-1])
     dataset = DetectionDataset(
-        image_list(data.train), model.spec.input_shape, Augment.from_net(net), letterbox, heads[0].max_boxes, args.seed
+        image_list(data.train), model.spec.input_shape, augment, letterbox, heads[-1].max_boxes, args.seed
     )
     stream = batches(dataset, trainer.per_process, rank, world, args.workers, args.seed)
     backup = Path(args.backup) if args.backup else data.backup

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from ..errors import NetcfgError
-from .augment import clip_boxes, distort, fit, flip
+from .augment import distort
+from .crop import WINDOW_DRAWS, crop_and_stretch, crop_window, move_boxes
 from .targets import label_path, read_labels
 
 
@@ -75,16 +76,21 @@ def load_image(path: str, channels: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Augment:
-    """The `[net]` augmentation keys the dataset applies (flip, hue, saturation, exposure)."""
+    """The augmentation the dataset applies: `[net]`'s flip, hue, saturation and exposure, and the
+    last head's jitter and resize (darknet reads those from its last layer)."""
 
     flip: bool = False
     hue: float = 0.0
     saturation: float = 1.0
     exposure: float = 1.0
+    jitter: float = 0.0
+    resize: float = 1.0
 
     @classmethod
-    def from_net(cls, net) -> Augment:
-        return cls(net.flip, net.hue, net.saturation, net.exposure)
+    def from_cfg(cls, net, head) -> Augment:
+        """The keys of `[net]` and of the last head (`jitter` 0 and `resize` 1 where it has none)."""
+        jitter, resize = getattr(head, "jitter", 0.0), getattr(head, "resize", 1.0)
+        return cls(net.flip, net.hue, net.saturation, net.exposure, jitter, resize)
 
 
 #: `[net]` keys of darknet's detector training (detector.c's load_args) that the dataset does not apply.
@@ -92,15 +98,11 @@ UNAPPLIED_NET_KEYS = ("mosaic", "cutmix", "mixup", "blur", "gaussian_noise", "ad
 
 
 def unapplied_augmentation(net, head) -> list[str]:
-    """The cfg's darknet training augmentation that `DetectionDataset` leaves out, as `key=value`:
-    the last head's `jitter` crop, `random` multi-scale and `resize`, which darknet reads from its
-    last layer, and the `[net]` keys of `UNAPPLIED_NET_KEYS` set to anything but 0."""
-    jitter, random_, resize = (
-        getattr(head, key, default) for key, default in (("jitter", 0), ("random", 0), ("resize", 1))
-    )
-    keys = [f"jitter={jitter:g}"] if jitter else []
-    keys += [f"random={random_:g}"] if random_ else []
-    keys += [f"resize={resize:g}"] if resize != 1 else []
+    """The cfg's darknet training augmentation that `netcfg train` leaves out, as `key=value`: the
+    last head's `random` multi-scale training and the `[net]` keys of `UNAPPLIED_NET_KEYS` set to
+    anything but 0."""
+    multi_scale = getattr(head, "random", 0)
+    keys = [f"random={multi_scale:g}"] if multi_scale else []
     given = {key: str(net.extras[key]).strip() for key in UNAPPLIED_NET_KEYS if key in net.extras}
     return keys + [f"{key}={value}" for key, value in given.items() if _nonzero(value)]
 
@@ -133,12 +135,17 @@ class DetectionDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """load_data_detection for one image: its jitter window stretched to the input, flipped,
+        distorted, and its boxes moved with it."""
         rng = random.Random(hash((self.seed, self.epoch, index)))
         path = self.paths[index]
         image = load_image(path, self.size[0])
+        (_, image_h, image_w), (net_h, net_w) = image.shape, self.size[1:]
+        a = self.augment
+        draws = [rng.random() for _ in range(WINDOW_DRAWS)]
+        window = crop_window(image_w, image_h, net_w, net_h, a.jitter, a.resize, self.letterbox, draws)
+        flipped = a.flip and rng.random() < 0.5
+        image = crop_and_stretch(image, window, net_w, net_h)
+        image = distort(image.flip(-1) if flipped else image, a.hue, a.saturation, a.exposure, rng)
         boxes = read_labels(label_path(path))
-        if self.augment.flip and rng.random() < 0.5:
-            image, boxes = flip(image, boxes)
-        image = distort(image, self.augment.hue, self.augment.saturation, self.augment.exposure, rng)
-        image, boxes = fit(image, boxes, self.size[1:], self.letterbox)
-        return image, clip_boxes(boxes, self.max_boxes)
+        return image, move_boxes(boxes, window, image_w, image_h, flipped, net_w, net_h, self.max_boxes, rng)
