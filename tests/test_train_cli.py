@@ -72,15 +72,15 @@ def _train(folder, *extra: str) -> int:
 
 
 def test_train_names_the_augmentation_it_leaves_out(dataset, capsys):
-    """darknet's multi-scale training and [net] mosaic are not applied, and the run says so once
-    (the jitter crop is applied)."""
+    """[net] mosaic is not applied, and the run says so once; `random=1` resizes (to the largest
+    size on the first update: round(1.4·32/32 + 1)·32 = 64)."""
     cfg = dataset / "tiny.cfg"
     asks = CFG.replace("classes=2", "classes=2\njitter=.3\nrandom=1").replace("flip=1", "flip=1\nmosaic=1\nblur=0")
     cfg.write_text(asks)
     assert _train(dataset, "--max-batches", "1") == 0
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "not applied (see README, Training): random=1, mosaic=1"
-    assert not any(line.startswith("not applied") for line in err[1:])
+    assert err[:2] == ["not applied (see README, Training): mosaic=1", "resizing to 64 x 64 (random=1)"]
+    assert not any(line.startswith("not applied") for line in err[2:])
 
 
 def test_train_writes_darknet_weights_with_seen_and_resumes(dataset, capsys):

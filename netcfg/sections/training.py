@@ -21,7 +21,8 @@ IouKind = Literal["mse", "iou", "giou", "diou", "ciou"]
 
 
 class NetTrainingKeys(Section):
-    """`[net]`'s optimiser, schedule and augmentation keys (parse_net_options).
+    """`[net]`'s optimiser, schedule and augmentation keys (parse_net_options); `resize_step` rounds the
+    sizes of multi-scale training (a head's `random`).
 
     `batch` images make one update, run as `subdivisions` mini-batches; `policy` shapes the learning
     rate after `burn_in` updates of warm-up (rate·(i/burn_in)^power).
@@ -48,6 +49,7 @@ class NetTrainingKeys(Section):
     saturation: float = Field(1.0, gt=0)
     exposure: float = Field(1.0, gt=0)
     flip: Flag = True
+    resize_step: int = Field(32, gt=0)
 
     @model_validator(mode="after")
     def _schedule_complete(self):

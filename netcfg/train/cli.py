@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 import warnings
@@ -35,6 +36,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..weights import load_darknet_weights
     from .data import Augment, DetectionDataset, image_list, read_data_file, unapplied_augmentation
     from .loop import Progress, Trainer, batches, distributed, report
+    from .scale import LAST_UPDATES_AT_MAX, RESIZE_EVERY, InputSize, draw_size
 
     rank, world, local = distributed()
     torch.manual_seed(args.seed)
@@ -67,16 +69,25 @@ def run_train(args: argparse.Namespace) -> int:
     dataset = DetectionDataset(
         image_list(data.train), model.spec.input_shape, augment, letterbox, heads[-1].max_boxes, args.seed
     )
-    stream = batches(dataset, trainer.per_process, rank, world, args.workers, args.seed)
+    multi_scale = getattr(heads[-1], "random", 0)
+    size = InputSize(*model.spec.input_shape[1:]) if multi_scale else None
+    stream = batches(dataset, trainer.per_process, rank, world, args.workers, args.seed, size)
     backup = Path(args.backup) if args.backup else data.backup
     stem = backup / Path(args.cfg).stem
     if rank == 0:
         backup.mkdir(parents=True, exist_ok=True)
-        left_out = unapplied_augmentation(net, heads[-1])
+        left_out = unapplied_augmentation(net)
         if left_out:
             print(f"not applied (see README, Training): {', '.join(left_out)}", file=sys.stderr)
-    started, average = time.perf_counter(), None
+    started, average, count = time.perf_counter(), None, 0
     while trainer.progress.update < updates:
+        if size is not None and count % RESIZE_EVERY == 0:
+            update = trainer.progress.update
+            largest = average is None or update > updates - LAST_UPDATES_AT_MAX
+            size.current = draw_size(net, multi_scale, largest, random.Random(hash((args.seed, update))))
+            if rank == 0:
+                print(f"resizing to {size.current[1]} x {size.current[0]} (random={multi_scale:g})", file=sys.stderr)
+        count += 1
         cost = trainer.step(stream)
         average = cost if average is None else 0.9 * average + 0.1 * cost
         if rank == 0:

@@ -97,14 +97,11 @@ class Augment:
 UNAPPLIED_NET_KEYS = ("mosaic", "cutmix", "mixup", "blur", "gaussian_noise", "adversarial_lr")
 
 
-def unapplied_augmentation(net, head) -> list[str]:
-    """The cfg's darknet training augmentation that `netcfg train` leaves out, as `key=value`: the
-    last head's `random` multi-scale training and the `[net]` keys of `UNAPPLIED_NET_KEYS` set to
-    anything but 0."""
-    multi_scale = getattr(head, "random", 0)
-    keys = [f"random={multi_scale:g}"] if multi_scale else []
+def unapplied_augmentation(net) -> list[str]:
+    """The `[net]` keys of `UNAPPLIED_NET_KEYS` the cfg sets to anything but 0, as `key=value`:
+    darknet's training augmentation that `netcfg train` leaves out."""
     given = {key: str(net.extras[key]).strip() for key in UNAPPLIED_NET_KEYS if key in net.extras}
-    return keys + [f"{key}={value}" for key, value in given.items() if _nonzero(value)]
+    return [f"{key}={value}" for key, value in given.items() if _nonzero(value)]
 
 
 def _nonzero(value: str) -> bool:
@@ -134,13 +131,15 @@ class DetectionDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """load_data_detection for one image: its jitter window stretched to the input, flipped,
-        distorted, and its boxes moved with it."""
+        distorted, and its boxes moved with it. `key` is an index, or an index and the (H, W) to fit
+        to instead of the network's own (multi-scale training)."""
+        index, (net_h, net_w) = key if isinstance(key, tuple) else (key, self.size[1:])
         rng = random.Random(hash((self.seed, self.epoch, index)))
         path = self.paths[index]
         image = load_image(path, self.size[0])
-        (_, image_h, image_w), (net_h, net_w) = image.shape, self.size[1:]
+        _, image_h, image_w = image.shape
         a = self.augment
         draws = [rng.random() for _ in range(WINDOW_DRAWS)]
         window = crop_window(image_w, image_h, net_w, net_h, a.jitter, a.resize, self.letterbox, draws)

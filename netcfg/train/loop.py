@@ -20,6 +20,7 @@ from ..network import Network
 from ..weights import DARKNET_VERSION, DarknetHeader, save_darknet_weights
 from .loss import DarknetLoss
 from .optim import darknet_sgd
+from .scale import InputSize
 from .schedule import darknet_scheduler
 from .targets import collate
 
@@ -102,11 +103,16 @@ class Trainer:
         torch.save(self.state(), stem.with_suffix(".pt"))
 
 
-def batches(dataset, per_process: int, rank: int, world: int, workers: int, seed: int) -> Iterator:
-    """Mini-batches for this process, epoch after epoch (each process its own share of every epoch)."""
+def batches(
+    dataset, per_process: int, rank: int, world: int, workers: int, seed: int, size: InputSize | None = None
+) -> Iterator:
+    """Mini-batches for this process, epoch after epoch (each process its own share of every epoch);
+    with `size`, each mini-batch at the size current when its indices are drawn (with `workers`,
+    the mini-batches already in preparation keep the size before)."""
     sampler = torch.utils.data.DistributedSampler(dataset, world, rank, shuffle=True, seed=seed, drop_last=True)
+    drawn = sampler if size is None else _Sized(sampler, size)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=per_process, sampler=sampler, collate_fn=collate, num_workers=workers, drop_last=True
+        dataset, batch_size=per_process, sampler=drawn, collate_fn=collate, num_workers=workers, drop_last=True
     )
     if len(loader) == 0:
         raise NetcfgError(f"{len(dataset)} images are too few for mini-batches of {per_process} on {world} processes")
@@ -116,6 +122,19 @@ def batches(dataset, per_process: int, rank: int, world: int, workers: int, seed
         dataset.epoch = epoch
         yield from loader
         epoch += 1
+
+
+class _Sized(torch.utils.data.Sampler):
+    """`sampler`'s indices, each with the input size current when it is drawn."""
+
+    def __init__(self, sampler: torch.utils.data.Sampler, size: InputSize):
+        self.sampler, self.size = sampler, size
+
+    def __iter__(self):
+        return ((index, self.size.current) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 def report(progress: Progress, cost: float, average: float, rate: float, started: float) -> None:

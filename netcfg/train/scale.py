@@ -1,0 +1,59 @@
+"""darknet's multi-scale training (detector.c train_detector, the last head's `random`): every tenth
+update the network trains at a new input size, the cfg's own scaled by a random factor and rounded
+to `[net] resize_step`; the largest size on the first update and over the last 100.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+
+from .augment import rand_scale
+
+#: darknet draws a new size when its update count is a multiple of this.
+RESIZE_EVERY = 10
+#: Over the last this many updates darknet trains at the largest size (for batch norm's statistics).
+LAST_UPDATES_AT_MAX = 100
+
+
+class InputSize:
+    """The (height, width) the dataset fits images to, which the training loop changes between
+    updates; the sampler reads it as it draws each mini-batch's indices."""
+
+    def __init__(self, height: int, width: int):
+        self.current = (height, width)
+
+
+def scale_coefficient(random_key: float) -> float:
+    """The largest scale factor: 1.4 for `random=1`, else the value itself."""
+    return 1.4 if random_key == 1 else random_key
+
+
+def draw_size(net, random_key: float, largest: bool, rng: random.Random) -> tuple[int, int]:
+    """The (height, width) darknet's resize picks with a fresh factor from `rng` (rand_scale), or the
+    largest size when `largest`. Every process of a run must seed `rng` alike, to agree on it."""
+    coefficient = scale_coefficient(random_key)
+    factor = rand_scale(coefficient, rng)
+    return scaled_size(net.width, net.height, coefficient, factor, net.resize_step, largest)
+
+
+def scaled_size(
+    width: int, height: int, coefficient: float, factor: float, step: int, largest: bool
+) -> tuple[int, int]:
+    """detector.c's dim_w, dim_h for a drawn `factor`: round(factor·size/step + 1)·step (float32,
+    halves away from zero), the cfg's own size when a factor under 1 would grow it, the largest
+    (the coefficient's) when `largest`, at least one step."""
+    dim_w, dim_h = _rounded(factor, width, step), _rounded(factor, height, step)
+    if np.float32(factor) < 1 and (dim_w > width or dim_h > height):
+        dim_w, dim_h = width, height
+    if largest:
+        dim_w, dim_h = _rounded(coefficient, width, step), _rounded(coefficient, height, step)
+    return max(dim_h, step), max(dim_w, step)
+
+
+def _rounded(factor: float, size: int, step: int) -> int:
+    """roundl(factor·size/step + 1)·step in C's float32, halves away from zero (all positive)."""
+    value = np.float32(factor) * np.float32(size) / np.float32(step) + np.float32(1)
+    return math.floor(float(value) + 0.5) * step
