@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 import warnings
@@ -34,9 +33,9 @@ def run_train(args: argparse.Namespace) -> int:
     from ..api import build
     from ..errors import CfgWarning, NetcfgError
     from ..weights import load_darknet_weights
-    from .data import Augment, DetectionDataset, image_list, read_data_file, unapplied_augmentation
+    from .data import read_data_file, unapplied_augmentation
     from .loop import Progress, Trainer, batches, distributed, report
-    from .scale import LAST_UPDATES_AT_MAX, RESIZE_EVERY, InputSize, draw_size
+    from .scale import MultiScale
 
     rank, world, local = distributed()
     torch.manual_seed(args.seed)
@@ -64,14 +63,10 @@ def run_train(args: argparse.Namespace) -> int:
         trainer.load_state(torch.load(args.resume, map_location=device, weights_only=True))
     elif progress.update:
         trainer.start_at(progress)
-    letterbox = _flag(getattr(net, "letter_box", net.extras.get("letter_box", "0")))
-    augment = Augment.from_cfg(net, heads[-1])
-    dataset = DetectionDataset(
-        image_list(data.train), model.spec.input_shape, augment, letterbox, heads[-1].max_boxes, args.seed
-    )
+    dataset = _dataset(model, heads[-1], data, args.seed)
     multi_scale = getattr(heads[-1], "random", 0)
-    size = InputSize(*model.spec.input_shape[1:]) if multi_scale else None
-    stream = batches(dataset, trainer.per_process, rank, world, args.workers, args.seed, size)
+    scales = MultiScale(net, multi_scale, updates, args.seed) if multi_scale else None
+    stream = batches(dataset, trainer.per_process, rank, world, args.workers, args.seed, scales and scales.size)
     backup = Path(args.backup) if args.backup else data.backup
     stem = backup / Path(args.cfg).stem
     if rank == 0:
@@ -79,15 +74,11 @@ def run_train(args: argparse.Namespace) -> int:
         left_out = unapplied_augmentation(net)
         if left_out:
             print(f"not applied (see README, Training): {', '.join(left_out)}", file=sys.stderr)
-    started, average, count = time.perf_counter(), None, 0
+    started, average = time.perf_counter(), None
     while trainer.progress.update < updates:
-        if size is not None and count % RESIZE_EVERY == 0:
-            update = trainer.progress.update
-            largest = average is None or update > updates - LAST_UPDATES_AT_MAX
-            size.current = draw_size(net, multi_scale, largest, random.Random(hash((args.seed, update))))
-            if rank == 0:
-                print(f"resizing to {size.current[1]} x {size.current[0]} (random={multi_scale:g})", file=sys.stderr)
-        count += 1
+        drawn = scales.before_update(trainer.progress.update, average is None) if scales else None
+        if drawn and rank == 0:
+            print(f"resizing to {drawn[1]} x {drawn[0]} (random={multi_scale:g})", file=sys.stderr)
         cost = trainer.step(stream)
         average = cost if average is None else 0.9 * average + 0.1 * cost
         if rank == 0:
@@ -97,6 +88,16 @@ def run_train(args: argparse.Namespace) -> int:
     if rank == 0:
         trainer.save(Path(f"{stem}_final"))
     return 0
+
+
+def _dataset(model, head, data, seed: int):
+    """The training images as darknet's load_data_detection gives them, with the last head's keys."""
+    from .data import Augment, DetectionDataset, image_list
+
+    net = model.spec.net
+    letterbox = _flag(getattr(net, "letter_box", net.extras.get("letter_box", "0")))
+    augment = Augment.from_cfg(net, head)
+    return DetectionDataset(image_list(data.train), model.spec.input_shape, augment, letterbox, head.max_boxes, seed)
 
 
 def _flag(value) -> bool:

@@ -26,6 +26,26 @@ class InputSize:
         self.current = (height, width)
 
 
+class MultiScale:
+    """One run's resize schedule: before every `RESIZE_EVERY`-th update, a new size into `size`
+    (drawn alike on every process: seeded by the run's seed and the update)."""
+
+    def __init__(self, net, random_key: float, updates: int, seed: int):
+        self.net, self.random_key, self.updates, self.seed = net, random_key, updates, seed
+        self.size = InputSize(net.height, net.width)
+        self.count = 0
+
+    def before_update(self, update: int, first: bool) -> tuple[int, int] | None:
+        """The (height, width) drawn before `update` (`first`: no loss averaged yet), or None."""
+        drawn = None
+        if self.count % RESIZE_EVERY == 0:
+            largest = first or update > self.updates - LAST_UPDATES_AT_MAX
+            drawn = draw_size(self.net, self.random_key, largest, random.Random(hash((self.seed, update))))
+            self.size.current = drawn
+        self.count += 1
+        return drawn
+
+
 def scale_coefficient(random_key: float) -> float:
     """The largest scale factor: 1.4 for `random=1`, else the value itself."""
     return 1.4 if random_key == 1 else random_key
