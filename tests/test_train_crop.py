@@ -144,3 +144,34 @@ def test_letter_box_widens_the_window_and_jitter_moves_it(tmp_path):
         got, boxes = jittered[0]
         x, y = int(boxes[0, 1] * 32), int(boxes[0, 2] * 24)
         assert got[0, y, x] > 0.5  # the box's centre is on the bright patch wherever it went
+
+
+def test_mixup_blends_half_the_images_with_another_and_puts_its_boxes_first(tmp_path):
+    """mixup=1 without OpenCV: blend_images(new, 0.5, old, 0.5), blend_truth (the other's boxes first)."""
+    from PIL import Image
+
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "labels").mkdir()
+    paths = []
+    for k in range(4):
+        path = tmp_path / "JPEGImages" / f"{k}.png"
+        Image.fromarray(torch.full((24, 32, 3), 50 * k + 20, dtype=torch.uint8).numpy()).save(path)
+        (tmp_path / "labels" / f"{k}.txt").write_text(f"{k} 0.5 0.5 0.{k + 2} 0.{k + 2}\n")
+        paths.append(str(path))
+    plain = DetectionDataset(paths, (3, 24, 32), Augment())
+    mixed = DetectionDataset(paths, (3, 24, 32), Augment(mixup=True))
+    blends = 0
+    for epoch in range(12):
+        mixed.epoch = epoch
+        for index in range(4):
+            image, boxes = mixed[index]
+            own, own_boxes = plain[index]
+            if len(boxes) == 1:  # each image has one box: not blended
+                torch.testing.assert_close((image, boxes), (own, own_boxes))
+                continue
+            blends += 1
+            other = int(boxes[0, 0])
+            second, second_boxes = plain[other]
+            torch.testing.assert_close(image, second * 0.5 + own * 0.5)
+            torch.testing.assert_close(boxes, torch.cat((second_boxes, own_boxes)))
+    assert 12 <= blends <= 36  # about half of 48

@@ -76,8 +76,8 @@ def load_image(path: str, channels: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Augment:
-    """The augmentation the dataset applies: `[net]`'s flip, hue, saturation and exposure, and the
-    last head's jitter and resize (darknet reads those from its last layer)."""
+    """The augmentation the dataset applies: `[net]`'s flip, hue, saturation, exposure and mixup, and
+    the last head's jitter and resize (darknet reads those from its last layer)."""
 
     flip: bool = False
     hue: float = 0.0
@@ -85,16 +85,18 @@ class Augment:
     exposure: float = 1.0
     jitter: float = 0.0
     resize: float = 1.0
+    mixup: bool = False
 
     @classmethod
     def from_cfg(cls, net, head) -> Augment:
         """The keys of `[net]` and of the last head (`jitter` 0 and `resize` 1 where it has none)."""
         jitter, resize = getattr(head, "jitter", 0.0), getattr(head, "resize", 1.0)
-        return cls(net.flip, net.hue, net.saturation, net.exposure, jitter, resize)
+        mixup = _nonzero(str(net.extras.get("mixup", "0")))
+        return cls(net.flip, net.hue, net.saturation, net.exposure, jitter, resize, mixup)
 
 
 #: `[net]` keys of darknet's detector training (detector.c's load_args) that the dataset does not apply.
-UNAPPLIED_NET_KEYS = ("mosaic", "cutmix", "mixup", "blur", "gaussian_noise", "adversarial_lr")
+UNAPPLIED_NET_KEYS = ("mosaic", "cutmix", "blur", "gaussian_noise", "adversarial_lr")
 
 
 def unapplied_augmentation(net) -> list[str]:
@@ -132,15 +134,25 @@ class DetectionDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, key: int | tuple[int, tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """load_data_detection for one image: its jitter window stretched to the input, flipped,
-        distorted, and its boxes moved with it. `key` is an index, or an index and the (H, W) to fit
-        to instead of the network's own (multi-scale training)."""
-        index, (net_h, net_w) = key if isinstance(key, tuple) else (key, self.size[1:])
+        """load_data_detection for one image (`key`: an index, or an index and the (H, W) to fit to
+        instead of the network's own, for multi-scale training). With `mixup`, half the time it is
+        blended half and half with another image, augmented on its own, whose boxes come first
+        (blend_images, blend_truth)."""
+        index, size = key if isinstance(key, tuple) else (key, self.size[1:])
         rng = random.Random(hash((self.seed, self.epoch, index)))
+        image, boxes = self._load(index, size, rng)
+        if self.augment.mixup and rng.random() < 0.5:
+            other = rng.randrange(len(self.paths))
+            second, more = self._load(other, size, random.Random(hash((self.seed, self.epoch, index, other))))
+            image, boxes = second * 0.5 + image * 0.5, torch.cat((more, boxes))[: self.max_boxes]
+        return image, boxes
+
+    def _load(self, index: int, size: tuple[int, int], rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
+        """One image's jitter window stretched to `size`, flipped, distorted, its boxes moved with it."""
+        (net_h, net_w), a = size, self.augment
         path = self.paths[index]
         image = load_image(path, self.size[0])
         _, image_h, image_w = image.shape
-        a = self.augment
         draws = [rng.random() for _ in range(WINDOW_DRAWS)]
         window = crop_window(image_w, image_h, net_w, net_h, a.jitter, a.resize, self.letterbox, draws)
         flipped = a.flip and rng.random() < 0.5
