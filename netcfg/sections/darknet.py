@@ -32,7 +32,7 @@ class Net(NetTrainingKeys):
         "blur contrastive contrastive_color contrastive_jit_flip cutmix "
         "dynamic_minibatch ema_alpha eps equidistant_point gaussian_noise "
         "label_smooth_eps loss_scale "
-        "max_chart_loss max_crop min_crop mixup mosaic mosaic_bound "
+        "max_chart_loss max_crop min_crop mosaic mosaic_bound "
         "num_sigmas_reject_badlabels optimized_memory "
         "seen seq_scales sequential_subdivisions "
         "time_steps track try_fix_nan unsupervised use_cuda_graph weights_reject_freq "

@@ -21,8 +21,9 @@ IouKind = Literal["mse", "iou", "giou", "diou", "ciou"]
 
 
 class NetTrainingKeys(Section):
-    """`[net]`'s optimiser, schedule and augmentation keys (parse_net_options); `resize_step` rounds the
-    sizes of multi-scale training (a head's `random`).
+    """`[net]`'s optimiser, schedule and augmentation keys (parse_net_options); `mixup` other than 0
+    blends half the training images with others, `resize_step` rounds the sizes of multi-scale
+    training (a head's `random`).
 
     `batch` images make one update, run as `subdivisions` mini-batches; `policy` shapes the learning
     rate after `burn_in` updates of warm-up (rate·(i/burn_in)^power).
@@ -49,6 +50,7 @@ class NetTrainingKeys(Section):
     saturation: float = Field(1.0, gt=0)
     exposure: float = Field(1.0, gt=0)
     flip: Flag = True
+    mixup: int = Field(0, ge=0)
     resize_step: int = Field(32, gt=0)
 
     @model_validator(mode="after")

@@ -91,8 +91,7 @@ class Augment:
     def from_cfg(cls, net, head) -> Augment:
         """The keys of `[net]` and of the last head (`jitter` 0 and `resize` 1 where it has none)."""
         jitter, resize = getattr(head, "jitter", 0.0), getattr(head, "resize", 1.0)
-        mixup = _nonzero(str(net.extras.get("mixup", "0")))
-        return cls(net.flip, net.hue, net.saturation, net.exposure, jitter, resize, mixup)
+        return cls(net.flip, net.hue, net.saturation, net.exposure, jitter, resize, net.mixup != 0)
 
 
 #: `[net]` keys of darknet's detector training (detector.c's load_args) that the dataset does not apply.
