@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -83,3 +84,21 @@ def test_mini_batches_follow_the_size_set_between_them(tmp_path):
     assert next(stream)[0].shape == (2, 3, 64, 96)
     assert next(stream)[0].shape == (2, 3, 64, 96)  # into the next epoch
     assert torch.equal(dataset[0][0], dataset[(0, (32, 32))][0])
+
+
+def _spec(random: str):
+    import netcfg
+
+    head = f"[yolo]\nmask=0\nanchors=1,1\nclasses=2\nrandom={random}\n"
+    return netcfg.parse("[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nfilters=7\nsize=1\n" + head)
+
+
+def test_sizes_the_budget_refuses_are_refused_before_training():
+    import netcfg
+    from netcfg.train.scale import MultiScale
+
+    spec = _spec("1")
+    MultiScale(spec.net, 1.0, 10, 0).check(spec)
+    huge = _spec("1000")
+    with pytest.raises(netcfg.NetcfgError, match=r"random=1000: .* 32032 x 32032: <cfg>:8:1: \[yolo #1\] one forward"):
+        MultiScale(huge.net, 1000.0, 10, 0).check(huge)

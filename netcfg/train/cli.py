@@ -66,6 +66,8 @@ def run_train(args: argparse.Namespace) -> int:
     dataset = _dataset(model, heads[-1], data, args.seed)
     multi_scale = getattr(heads[-1], "random", 0)
     scales = MultiScale(net, multi_scale, updates, args.seed) if multi_scale else None
+    if scales:
+        scales.check(model.spec)
     stream = batches(dataset, trainer.per_process, rank, world, args.workers, args.seed, scales and scales.size)
     backup = Path(args.backup) if args.backup else data.backup
     stem = backup / Path(args.cfg).stem

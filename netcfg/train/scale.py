@@ -10,6 +10,10 @@ import random
 
 import numpy as np
 
+from ..budget import DEFAULT_BUDGET
+from ..budget import check as check_budget
+from ..errors import CfgError, NetcfgError
+from ..resize import resized
 from .augment import rand_scale
 
 #: darknet draws a new size when its update count is a multiple of this.
@@ -34,6 +38,21 @@ class MultiScale:
         self.net, self.random_key, self.updates, self.seed = net, random_key, updates, seed
         self.size = InputSize(net.height, net.width)
         self.count = 0
+
+    def check(self, spec) -> None:
+        """Refuse, before training, sizes it could draw that the network cannot run at (resized's
+        shape rules) or that exceed the default budget: a NetcfgError naming the size and the
+        located problem."""
+        coefficient = scale_coefficient(self.random_key)
+        top = max(coefficient, 1 / coefficient)
+        n = self.net
+        ends = ((1 / top, False), (top, False), (1.0, True))
+        for height, width in {scaled_size(n.width, n.height, coefficient, f, n.resize_step, last) for f, last in ends}:
+            try:
+                check_budget(resized(spec, (spec.input_shape[0], height, width)), DEFAULT_BUDGET)
+            except CfgError as exc:
+                message = f"random={self.random_key:g}: multi-scale training would reach {width} x {height}: {exc}"
+                raise NetcfgError(message) from None
 
     def before_update(self, update: int, first: bool) -> tuple[int, int] | None:
         """The (height, width) drawn before `update` (`first`: no loss averaged yet), or None."""
@@ -62,9 +81,9 @@ def draw_size(net, random_key: float, largest: bool, rng: random.Random) -> tupl
 def scaled_size(
     width: int, height: int, coefficient: float, factor: float, step: int, largest: bool
 ) -> tuple[int, int]:
-    """detector.c's dim_w, dim_h for a drawn `factor`: round(factor·size/step + 1)·step (float32,
-    halves away from zero), the cfg's own size when a factor under 1 would grow it, the largest
-    (the coefficient's) when `largest`, at least one step."""
+    """(height, width): detector.c's dim_h, dim_w for a drawn `factor`, round(factor·size/step + 1)·step
+    (float32, halves away from zero); the cfg's own size when a factor under 1 would grow it, the
+    largest (the coefficient's) when `largest`, at least one step."""
     dim_w, dim_h = _rounded(factor, width, step), _rounded(factor, height, step)
     if np.float32(factor) < 1 and (dim_w > width or dim_h > height):
         dim_w, dim_h = width, height
