@@ -175,3 +175,28 @@ def test_mixup_blends_half_the_images_with_another_and_puts_its_boxes_first(tmp_
             torch.testing.assert_close(image, second * 0.5 + own * 0.5)
             torch.testing.assert_close(boxes, torch.cat((second_boxes, own_boxes)))
     assert 12 <= blends <= 36  # about half of 48
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    image_w=st.integers(1, 60),
+    image_h=st.integers(1, 60),
+    net=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+    jitter=st.floats(0, 0.99),
+    resize=st.floats(0.001, 1000),
+    letterbox=st.booleans(),
+    flipped=st.booleans(),
+    draws=st.lists(unit, min_size=6, max_size=6),
+)
+def test_any_image_and_window_give_the_input_size_and_boxes_inside(
+    image_w, image_h, net, jitter, resize, letterbox, flipped, draws
+):
+    net_w, net_h = net
+    window = crop_window(image_w, image_h, net_w, net_h, jitter, resize, letterbox, draws)
+    image = torch.rand(3, image_h, image_w)
+    out = crop_and_stretch(image, window, net_w, net_h)
+    assert out.shape == (3, net_h, net_w) and out.isfinite().all() and out.min() >= 0 and out.max() <= 1
+    boxes = torch.tensor([[0, 0.5, 0.5, 0.4, 0.3], [1, 0.1, 0.9, 0.2, 0.2]])
+    moved = move_boxes(boxes, window, image_w, image_h, flipped, net_w, net_h, 200, random.Random(0))
+    left, right = moved[:, 1] - moved[:, 3] / 2, moved[:, 1] + moved[:, 3] / 2
+    assert moved.isfinite().all() and (left >= -1e-6).all() and (right <= 1 + 1e-6).all()
