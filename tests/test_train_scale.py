@@ -102,3 +102,17 @@ def test_sizes_the_budget_refuses_are_refused_before_training():
     huge = _spec("1000")
     with pytest.raises(netcfg.NetcfgError, match=r"random=1000: .* 32032 x 32032: <cfg>:8:1: \[yolo #1\] one forward"):
         MultiScale(huge.net, 1000.0, 10, 0).check(huge)
+
+
+@pytest.mark.parametrize(
+    ("random", "message"),
+    [
+        ("1e-300", "random is 0 \\(off\\) or a scale factor of at least 0.001"),
+        ("1e300", "input should be less than or equal to 1000"),
+    ],
+)
+def test_a_random_whose_float32_inverse_overflows_is_a_located_error(random, message):
+    import netcfg
+
+    with pytest.raises(netcfg.CfgError, match=rf"<cfg>:12:1: \[yolo #1\] random: {message}"):
+        _spec(random)

@@ -7,9 +7,9 @@ IoU), the keys accept only the names darknet knows, so a typo is a located error
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from ..section import Section
 from ..values import Flag, FloatList, IntList
@@ -18,6 +18,17 @@ from ..values import Flag, FloatList, IntList
 Policy = Literal["constant", "step", "steps", "exp", "poly", "sigmoid", "sgdr", "random"]
 #: `iou_loss=` / `iou_thresh_kind=` names (parse_yolo).
 IouKind = Literal["mse", "iou", "giou", "diou", "ciou"]
+
+
+def _off_or_a_scale(value: float) -> float:
+    """0 (off), or a scale factor whose inverse darknet's float arithmetic still holds."""
+    if 0 < value < 1e-3:
+        raise ValueError("random is 0 (off) or a scale factor of at least 0.001")
+    return value
+
+
+#: A head's `random`: 0, or multi-scale training's largest factor (1 means 1.4), up to 1000.
+MultiScaleKey = Annotated[float, Field(ge=0, le=1e3), AfterValidator(_off_or_a_scale)]
 
 
 class NetTrainingKeys(Section):
@@ -99,7 +110,7 @@ class _AnchorLossKeys(Section):
     objectness_smooth: Flag = False
     jitter: float = Field(0.2, ge=0, lt=1)
     resize: float = Field(1.0, ge=1e-3, le=1e3)
-    random: float = Field(0.0, ge=0)
+    random: MultiScaleKey = 0.0
     max_boxes: int = Field(200, alias="max", gt=0)
 
     @model_validator(mode="after")
@@ -142,5 +153,5 @@ class RegionTrainingKeys(Section):
     sqrt: Flag = False
     jitter: float = Field(0.2, ge=0, lt=1)
     resize: float = Field(1.0, ge=1e-3, le=1e3)
-    random: float = Field(0.0, ge=0)
+    random: MultiScaleKey = 0.0
     max_boxes: int = Field(200, alias="max", gt=0)
