@@ -116,3 +116,17 @@ def test_a_random_whose_float32_inverse_overflows_is_a_located_error(random, mes
 
     with pytest.raises(netcfg.CfgError, match=rf"<cfg>:12:1: \[yolo #1\] random: {message}"):
         _spec(random)
+
+
+def test_the_cfgs_resize_step_rounds_the_sizes():
+    import random as rand
+
+    import netcfg
+    from netcfg.train.data import Augment
+    from netcfg.train.scale import draw_size
+
+    body = "[convolutional]\nfilters=7\nsize=1\n[yolo]\nmask=0\nanchors=1,1\nclasses=2\nrandom=1\n"
+    spec = netcfg.parse("[net]\nwidth=416\nheight=416\nchannels=3\nresize_step=16\nmixup=1\n" + body)
+    want = darknet_dims(416, 416, 1.0, 1.0, 16, -1.0, 0, 1000)  # the first update: the largest size
+    assert draw_size(spec.net, 1.0, True, rand.Random(0))[::-1] == want == (592, 592)
+    assert Augment.from_cfg(spec.net, spec.layers[-1].section).mixup
