@@ -107,6 +107,24 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close!r}?)" if close else ""
 
 
+class CappedWarnings:
+    """CfgWarnings issued up to MAX_WARNINGS, the rest counted; `close` then says how many more
+    `there_are` (e.g. "warnings like these are not shown")."""
+
+    def __init__(self, file: str, there_are: str):
+        self.file, self.there_are, self.count = file, there_are, 0
+
+    def warn(self, message: str, stacklevel: int) -> None:
+        self.count += 1
+        if self.count <= MAX_WARNINGS:
+            warnings.warn(message, CfgWarning, stacklevel=stacklevel)
+
+    def close(self, stacklevel: int) -> None:
+        if self.count > MAX_WARNINGS:
+            message = f"{self.file}: {self.count - MAX_WARNINGS} more {self.there_are}"
+            warnings.warn(message, CfgWarning, stacklevel=stacklevel)
+
+
 class Diagnostics:
     """Collects CfgItems located by raw section (in its own file) and key; a problem repeated by
     `repeat=` copies is reported once."""
@@ -127,11 +145,10 @@ class Diagnostics:
 
     def emit_warnings(self) -> None:
         """Issue the recorded warnings (the first MAX_WARNINGS), once each, located as a CfgItem is."""
-        for item in self.warned[:MAX_WARNINGS]:
-            warnings.warn(str(item), CfgWarning, stacklevel=4)
-        if len(self.warned) > MAX_WARNINGS:
-            left_out = len(self.warned) - MAX_WARNINGS
-            warnings.warn(f"{self.file}: {left_out} more warnings like these are not shown", CfgWarning, stacklevel=4)
+        shown = CappedWarnings(self.file, "warnings like these are not shown")
+        for item in self.warned:
+            shown.warn(str(item), stacklevel=5)
+        shown.close(stacklevel=5)
 
     def _item(self, raw: RawSection, index: int | None, message: str, key: str | None) -> CfgItem:
         line, col = raw.where(key)

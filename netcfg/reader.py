@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -15,7 +14,7 @@ from typing import NamedTuple
 import lark
 from lark import Lark, Token, Transformer, UnexpectedInput
 
-from .errors import MAX_WARNINGS, CfgError, CfgItem, CfgWarning
+from .errors import CappedWarnings, CfgError, CfgItem
 from .resources import resource_dir
 
 #: Larger cfgs are refused before parsing: the largest real darknet cfg is about 40 KB.
@@ -205,7 +204,7 @@ def _sections(tokens: list[Token], file: str) -> list[RawSection]:
     sections: list[RawSection] = []
     items: list[CfgItem] = []
     section: RawSection | None = None
-    repeats = 0
+    repeats = CappedWarnings(file, "repeated keys are not shown; their first values are used")
     for tok in tokens:
         if tok.type != "OPTION":
             section = _header(tok, file)
@@ -217,19 +216,14 @@ def _sections(tokens: list[Token], file: str) -> list[RawSection]:
                 continue
             first = section.options.get(key)
             if first is not None:
-                repeats += 1
-                if repeats <= MAX_WARNINGS:
-                    warnings.warn(
-                        f"{file}:{line}: [{section.name}] key {key!r} repeats line {first.line}; "
-                        f"the first value ({first.value!r}) is used, as in darknet",
-                        CfgWarning,
-                        stacklevel=3,
-                    )
+                message = (
+                    f"{file}:{line}: [{section.name}] key {key!r} repeats line {first.line}; "
+                    f"the first value ({first.value!r}) is used, as in darknet"
+                )
+                repeats.warn(message, stacklevel=4)
                 continue
             section.options[key] = RawOption(key, "".join(value.split()), line, column)
-    if repeats > MAX_WARNINGS:
-        message = f"{file}: {repeats - MAX_WARNINGS} more repeated keys are not shown; their first values are used"
-        warnings.warn(message, CfgWarning, stacklevel=3)
+    repeats.close(stacklevel=4)
     if items:
         raise CfgError(items)
     return sections

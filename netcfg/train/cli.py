@@ -97,11 +97,5 @@ def _dataset(model, head, data, seed: int):
     from .data import Augment, DetectionDataset, image_list
 
     net = model.spec.net
-    letterbox = _flag(getattr(net, "letter_box", net.extras.get("letter_box", "0")))
-    augment = Augment.from_cfg(net, head)
-    return DetectionDataset(image_list(data.train), model.spec.input_shape, augment, letterbox, head.max_boxes, seed)
-
-
-def _flag(value) -> bool:
-    """A darknet 0/1 key, given as a parsed bool or as the cfg's text."""
-    return value if isinstance(value, bool) else str(value).strip() not in ("", "0")
+    paths, augment = image_list(data.train), Augment.from_cfg(net, head)
+    return DetectionDataset(paths, model.spec.input_shape, augment, net.letter_box, head.max_boxes, seed)
