@@ -119,6 +119,10 @@ class CappedWarnings:
         if self.count <= MAX_WARNINGS:
             warnings.warn(message, CfgWarning, stacklevel=stacklevel)
 
+    def skip(self, count: int) -> None:
+        """Count `count` more warnings, past the cap, whose messages were never made."""
+        self.count += count
+
     def close(self, stacklevel: int) -> None:
         if self.count > MAX_WARNINGS:
             message = f"{self.file}: {self.count - MAX_WARNINGS} more {self.there_are}"
@@ -127,35 +131,46 @@ class CappedWarnings:
 
 class Diagnostics:
     """Collects CfgItems located by raw section (in its own file) and key; a problem repeated by
-    `repeat=` copies is reported once."""
+    `repeat=` copies is reported once. Warnings past the first MAX_WARNINGS are only counted."""
 
     def __init__(self, file: str):
         self.file = file
         self.items: list[CfgItem] = []
         self.warned: list[CfgItem] = []
+        self.unshown = 0
         self._seen: set[tuple] = set()
 
     def add(self, raw: RawSection, index: int | None, message: str, key: str | None = None) -> None:
         """Record a problem at `key` of `raw` (at its header when the key is absent)."""
-        self._record(self.items, self._item(raw, index, message, key))
+        item = self._item(raw, index, message, key)
+        if self._first(True, message, item.file, item.line, item.column, key):
+            self.items.append(item)
 
     def warn(self, raw: RawSection, index: int | None, message: str, key: str | None = None) -> None:
-        """Record something legal but suspicious; `emit_warnings` reports it as a CfgWarning."""
-        self._record(self.warned, self._item(raw, index, message, key))
+        """Record something legal but suspicious; `emit_warnings` reports it as a CfgWarning. Past
+        MAX_WARNINGS no CfgItem is made: a cfg of a million junk keys spent seconds on them."""
+        if len(self.warned) < MAX_WARNINGS:
+            item = self._item(raw, index, message, key)
+            if self._first(False, message, item.file, item.line, item.column, key):
+                self.warned.append(item)
+        elif self._first(False, message, raw.file or self.file, *raw.where(key), key):
+            self.unshown += 1
 
     def emit_warnings(self) -> None:
-        """Issue the recorded warnings (the first MAX_WARNINGS), once each, located as a CfgItem is."""
+        """Issue the recorded warnings, once each, located as a CfgItem is; then how many more there were."""
         shown = CappedWarnings(self.file, "warnings like these are not shown")
         for item in self.warned:
             shown.warn(str(item), stacklevel=5)
+        shown.skip(self.unshown)
         shown.close(stacklevel=5)
 
     def _item(self, raw: RawSection, index: int | None, message: str, key: str | None) -> CfgItem:
         line, col = raw.where(key)
         return CfgItem(message, raw.file or self.file, line, col, index, raw.name, key)
 
-    def _record(self, into: list[CfgItem], item: CfgItem) -> None:
-        place = (into is self.items, item.message, item.file, item.line, item.column, item.key)
-        if place not in self._seen:
-            self._seen.add(place)
-            into.append(item)
+    def _first(self, *place: object) -> bool:
+        """Whether this (error?, message, file, line, column, key) is new: `repeat=` copies repeat theirs."""
+        if place in self._seen:
+            return False
+        self._seen.add(place)
+        return True

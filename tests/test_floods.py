@@ -49,3 +49,10 @@ def test_the_budget_is_per_parse():
     _parse(junk)
     with pytest.raises(CfgError, match="did you mean 'stride'"):
         _parse(HEAD + "strde=2\n")
+
+
+def test_repeat_copies_of_a_section_do_not_inflate_the_count_of_unshown_warnings():
+    junk = "".join(f"zz{i}=1\n" for i in range(MAX_WARNINGS + 30))
+    shown = _parse(HEAD + "repeat=3\n" + junk)
+    assert len(shown) == MAX_WARNINGS + 1
+    assert shown[-1].endswith("30 more warnings like these are not shown")
