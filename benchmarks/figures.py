@@ -9,15 +9,14 @@ cfg's own `[net]` size).
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from forward import generated_module
 
 import netcfg
 
@@ -57,22 +56,12 @@ def _input(model: netcfg.Network) -> torch.Tensor:
     return torch.randn(1, net.channels, net.height, net.width, generator=torch.Generator().manual_seed(0))
 
 
-def _generated(cfg: str) -> torch.nn.Module:
-    """An instance of the class `netcfg convert` writes for `cfg`."""
-    path = Path(tempfile.mkdtemp()) / "generated_net.py"
-    path.write_text(netcfg.to_python(cfg, class_name="Generated", **SIZE))
-    spec = importlib.util.spec_from_file_location("generated_net", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.Generated()
-
-
 def netcfg_forward(cfg: str, weights: str, variant: str) -> float:
     """Forward time of netcfg's network: eager, fused, optimize(), optimize(compile=True), generated."""
     model = build(cfg, weights)
     x = _input(model)
     if variant == "generated":
-        generated = _generated(cfg).eval()
+        generated = generated_module(cfg, SIZE.get("width", 0)).eval()
         generated.load_state_dict(model.state_dict())
         model = generated
     elif variant == "fused":
@@ -88,7 +77,7 @@ def forward_over_generated(cfg: str, weights: str, pairs: int = 10) -> float:
     interleaved in one process, each pair in alternating order (fresh processes differ by more than
     the 2% this ratio is judged by)."""
     model = build(cfg, weights)
-    generated = _generated(cfg).eval()
+    generated = generated_module(cfg, SIZE.get("width", 0)).eval()
     generated.load_state_dict(model.state_dict())
     x = _input(model)
     ratios = []

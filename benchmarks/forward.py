@@ -10,8 +10,8 @@ Prints median times and ratios against baselines measured in the same run:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,15 +33,18 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> f
     return statistics.median(times)
 
 
-def generated_module(cfg: str, size: int) -> torch.nn.Module:
-    """Instantiate the class `netcfg convert` writes, loaded from a temporary file."""
-    source = netcfg.to_python(cfg, class_name="Generated", width=size, height=size)
-    folder = Path(tempfile.mkdtemp())
-    (folder / "generated_net.py").write_text(source)
-    sys.path.insert(0, str(folder))
-    from generated_net import Generated
-
-    return Generated()
+def generated_module(cfg: str, size: int = 0) -> torch.nn.Module:
+    """Instantiate the class `netcfg convert` writes for `cfg` (size 0: the cfg's own), loaded from a
+    temporary file that is gone once it is imported."""
+    size_keys = {"width": size, "height": size} if size else {}
+    source = netcfg.to_python(cfg, class_name="Generated", **size_keys)
+    with tempfile.TemporaryDirectory(prefix="netcfg-generated-") as folder:
+        path = Path(folder) / "generated_net.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("generated_net", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module.Generated()
 
 
 def compare(label: str, candidate: Callable[[], object], baseline: Callable[[], object], repeats: int) -> None:

@@ -120,18 +120,18 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=416, help="input width and height (0: each cfg's own)")
     parser.add_argument("--compile", action="store_true", help="also time optimize(compile=True) (minutes)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="netcfg-bench-"))
-    plan = jobs(args.cfgs, work, args.compile, args.size)
     results: dict[str, list[float]] = {}
     peaks: dict[str, list[float]] = {}
     size = f"{args.size}×{args.size}" if args.size else "each cfg's own size"
     rounds = f"{args.rounds} rounds of fresh processes"
-    print(f"torch {torch.__version__}, {args.threads} threads, {size}, {rounds}", flush=True)
-    for _ in range(args.rounds):
-        for label, figure, cfg, weights, onnx_path in plan:
-            seconds, peak = measure(figure, cfg, weights, args.threads, args.size, onnx_path)
-            results.setdefault(label, []).append(seconds)
-            peaks.setdefault(label, []).append(peak)
+    with tempfile.TemporaryDirectory(prefix="netcfg-bench-") as work:
+        plan = jobs(args.cfgs, Path(work), args.compile, args.size)
+        print(f"torch {torch.__version__}, {args.threads} threads, {size}, {rounds}", flush=True)
+        for _ in range(args.rounds):
+            for label, figure, cfg, weights, onnx_path in plan:
+                seconds, peak = measure(figure, cfg, weights, args.threads, args.size, onnx_path)
+                results.setdefault(label, []).append(seconds)
+                peaks.setdefault(label, []).append(peak)
     report(results, peaks)
 
 
