@@ -167,11 +167,11 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 3)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="keep_memory tunes glibc's malloc")
-def test_optimize_keeps_freed_activations_so_a_forward_faults_no_page_in():
+def test_optimize_keeps_freed_activations_for_the_next_forward():
     """A 64 MiB activation is above glibc's largest dynamic mmap threshold (32 MiB): by default each
     forward maps it afresh and faults its 16,384 pages in; kept, it is reused. Fresh processes, since
-    the setting is process-wide. The kept run may still fault some pages in that the VM's kernel
-    reclaimed between calls (a third of them, at times, on the machine of 2026-12-02)."""
+    the setting is process-wide. The kept run may still fault pages in with no mmap or munmap between
+    calls (a third of them at times on the VM of 2026-12-02: the kernel reclaiming, presumably)."""
 
     def faults(mode: str) -> int:
         run = subprocess.run([sys.executable, "-c", FAULTS_PER_FORWARD, mode], capture_output=True, text=True)
