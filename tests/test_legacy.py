@@ -126,6 +126,12 @@ def test_detection_needs_four_coords():
         build("[detection]\nclasses=2\ncoords=1\nnum=1\nside=2\n", c=12, h=1, w=1)
 
 
+def test_detection_without_coords_is_refused_not_decoded_as_four():
+    """darknet's default coords=1 fits a smaller input, which decode (4 per box) would overrun."""
+    with pytest.raises(netcfg.CfgError, match="coords=1: darknet's detection boxes"):
+        build("[detection]\nclasses=0\nnum=1\nside=2\n", c=8, h=1, w=1)
+
+
 def test_detection_without_softmax_passes_the_input_and_checks_its_size():
     model = build("[detection]\nclasses=2\ncoords=4\nnum=1\nside=2\n", c=7, h=2, w=2)
     x = randn(2, 7, 2, 2)

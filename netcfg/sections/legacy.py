@@ -83,7 +83,7 @@ class DetectionSection(Section):
         "max coord_scale forced object_scale noobject_scale class_scale jitter resize random reorg".split()
     )
 
-    coords: int = Field(1, ge=0)
+    coords: int = Field(1, ge=0, validate_default=True)  # darknet's default of 1 is refused too
     classes: int = Field(1, ge=0)
     rescore: Flag = False
 
