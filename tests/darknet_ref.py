@@ -10,6 +10,13 @@ import torch
 import netcfg
 
 FLT_MAX = 3.4028234663852886e38
+#: Three convolutions and a `[shortcut]` adding the first two to the third (keys for it may follow).
+SHORTCUT_BODY = (
+    "[convolutional]\nfilters=6\nsize=1\nactivation=linear\n"
+    "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"
+    "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n"
+    "[shortcut]\nfrom=-2,-3\nactivation=linear\n"
+)
 
 
 def build(body: str, c: int = 4, h: int = 8, w: int = 8) -> netcfg.Network:
@@ -20,6 +27,10 @@ def build(body: str, c: int = 4, h: int = 8, w: int = 8) -> netcfg.Network:
 def output(model: netcfg.Network, x: torch.Tensor, layer: int = -1) -> torch.Tensor:
     with torch.no_grad():
         return model(x, return_layers=[layer])[layer]
+
+
+def randn(*shape: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
 
 
 def flat(t: torch.Tensor) -> list[float]:

@@ -1,18 +1,15 @@
-"""Darknet layers against literal transcriptions of darknet's C forward functions."""
+"""Darknet's [convolutional], [connected], normalising and pass-through layers against literal
+transcriptions of darknet's C forward functions (`darknet_ref`), and gradients through them."""
 
 import math
 
 import pytest
 import torch
-from darknet_ref import FLT_MAX, assert_close, batchnorm, blur, build, conv, flat, maxpool, output, softmax
+from darknet_ref import SHORTCUT_BODY, assert_close, batchnorm, blur, build, conv, flat, output, randn, softmax
 
 import netcfg
 
 torch.manual_seed(0)
-
-
-def randn(*shape: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
 
 
 # ---------------------------------------------------------------- [convolutional]
@@ -96,264 +93,19 @@ def test_convolutional_xnor_and_binary_binarise_like_darknet(keys):
     assert layer.conv.groups == groups
 
 
-# ---------------------------------------------------------------- pooling
+def test_convolutional_bflops_follow_darknet():
+    def bflops(keys):
+        layer = build(f"[convolutional]\nfilters=8\nsize=3\npad=1\nstride=2\n{keys}\n", c=4, h=8, w=8).spec.layers[0]
+        return layer.section.bflops(list(layer.input_shapes), layer.shape)
+
+    assert bflops("") == 2 * 4 * 8 * 9 * 4 * 4 / 1e9
+    assert bflops("antialiasing=1") == 2 * 4 * 8 * 9 * 8 * 8 / 1e9  # counted at the convolution's stride 1
+    assert bflops("xnor=1") == 2 * 4 * 8 * 9 * 4 * 4 / 1e9 / 32
 
 
-@pytest.mark.parametrize(
-    "keys, size, stride, pad",
-    [
-        ("size=2\nstride=1", 2, (1, 1), 1),
-        ("size=2\nstride=2", 2, (2, 2), 1),
-        ("size=3\nstride=2", 3, (2, 2), 2),
-        ("size=3\nstride=2\npadding=1", 3, (2, 2), 1),
-        ("size=3\nstride_x=1\nstride_y=2\npadding=4", 3, (2, 1), 4),
-        ("stride=2", 2, (2, 2), 1),
-    ],
-)
-def test_maxpool_pads_with_minus_infinity_left_top_first(keys, size, stride, pad):
-    model = build(f"[maxpool]\n{keys}\n", c=2, h=7, w=6)
-    x = randn(2, 2, 7, 6) - 5  # all negative: a zero pad would win
-    want, oh, ow = [], 0, 0
-    for b in range(2):
-        res, oh, ow = maxpool(flat(x[b]), 2, 7, 6, size, *stride, pad)
-        want += res
-    out = output(model, x)
-    assert tuple(out.shape[1:]) == model.spec.layers[0].shape == (2, oh, ow)
-    assert_close(out, want)
-
-
-def test_maxpool_depth_takes_the_max_over_channels_g_plus_k_times_out_channels():
-    model = build("[maxpool]\nmaxpool_depth=1\nout_channels=3\nsize=2\nstride=2\n", c=7, h=3, w=4)
-    x = randn(1, 7, 3, 4)
-    xs, want = flat(x), []
-    for g in range(3):
-        for i in range(3):
-            for j in range(4):
-                best = -FLT_MAX
-                for k in range(g, 7, 3):
-                    best = max(best, xs[j + 4 * (i + 3 * k)])
-                want.append(best)
-    out = output(model, x)
-    assert tuple(out.shape[1:]) == (3, 3, 4)
-    assert_close(out, want)
-
-
-@pytest.mark.parametrize("mode", [1, 2])
-def test_maxpool_antialiasing_pools_at_stride_1_then_blurs(mode):
-    model = build(f"[maxpool]\nsize=2\nstride=2\nantialiasing={mode}\n", c=2, h=8, w=7)
-    x = randn(1, 2, 8, 7)
-    pooled, ph, pw = maxpool(flat(x), 2, 8, 7, 2, 1, 1, 1)
-    want, bh, bw = blur(pooled, 2, ph, pw, 2, 2, mode)
-    out = output(model, x)
-    assert tuple(out.shape[1:]) == model.spec.layers[0].shape == (2, bh, bw)
-    assert_close(out, want)
-
-
-@pytest.mark.parametrize("keys, size, stride, pad", [("size=3\nstride=2", 3, 2, 2), ("size=2\nstride=1", 2, 1, 1)])
-def test_local_avgpool_averages_only_inside_the_image(keys, size, stride, pad):
-    model = build(f"[local_avg]\n{keys}\n", c=2, h=5, w=6)
-    x = randn(1, 2, 5, 6)
-    xs, h, w = flat(x), 5, 6
-    oh, ow = (h + pad - size) // stride + 1, (w + pad - size) // stride + 1
-    off, want = -(pad // 2), []
-    for k in range(2):
-        for i in range(oh):
-            for j in range(ow):
-                total, count = 0.0, 0
-                for n in range(size):
-                    for m in range(size):
-                        r, q = off + i * stride + n, off + j * stride + m
-                        if 0 <= r < h and 0 <= q < w:
-                            total += xs[q + w * (r + h * k)]
-                            count += 1
-                want.append(total / count)
-    out = output(model, x)
-    assert tuple(out.shape[1:]) == model.spec.layers[0].shape == (2, oh, ow)
-    assert_close(out, want)
-
-
-def test_avgpool_is_a_global_mean():
-    model = build("[avg]\n", c=3, h=4, w=5)
-    x = randn(2, 3, 4, 5)
-    xs = flat(x)
-    want = [sum(xs[(b * 3 + k) * 20 : (b * 3 + k + 1) * 20]) / 20 for b in range(2) for k in range(3)]
-    out = output(model, x)
-    assert tuple(out.shape[1:]) == (3, 1, 1)
-    assert_close(out, want)
-
-
-# ---------------------------------------------------------------- route, shortcut
-
-
-def test_route_slices_group_id_of_each_input_then_concatenates():
-    body = (
-        "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n"
-        "[convolutional]\nfilters=6\nsize=1\nactivation=linear\n"
-        "[route]\nlayers=-1,-2\ngroups=2\ngroup_id=1\n"
-    )
-    model = build(body, c=2, h=3, w=3)
-    x = randn(1, 2, 3, 3)
-    outs = model(x, return_layers=[0, 1, 2])
-    a, b = flat(outs[1]), flat(outs[0])
-    want = a[len(a) // 2 :] + b[len(b) // 2 :]  # part_input_size · group_id of each flat input
-    assert tuple(outs[2].shape[1:]) == model.spec.layers[2].shape == (5, 3, 3)
-    assert_close(outs[2], want)
-
-
-def shortcut_reference(inp, others, weights, normalization, layer_step):
-    """darknet's shortcut_multilayer_cpu for one image (src_outputs = len(inp))."""
-    src_outputs, n = len(inp), len(others)
-    out = []
-    for src_i in range(src_outputs):
-        ws = [1.0] * (n + 1)
-        if weights:
-            step = src_outputs // layer_step
-            ws = [weights[src_i // step + i * layer_step] for i in range(n + 1)]
-        if weights and normalization == "relu":
-            total = 0.0001 + sum(max(w, 0.0) for w in ws)
-            ws = [max(w, 0.0) / total for w in ws]
-        elif weights and normalization == "softmax":
-            max_val = max(ws)
-            total = 0.0001 + sum(math.exp(w - max_val) for w in ws)
-            ws = [math.exp(w - max_val) / total for w in ws]
-        value = inp[src_i] * ws[0]
-        for i, add in enumerate(others):
-            if src_i < len(add):
-                value += add[src_i] * ws[i + 1]
-        out.append(value)
-    return out
-
-
-SHORTCUT_BODY = (
-    "[convolutional]\nfilters=6\nsize=1\nactivation=linear\n"
-    "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"
-    "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n"
-    "[shortcut]\nfrom=-2,-3\nactivation=linear\n"
-)
-
-
-@pytest.mark.parametrize(
-    "keys, normalization",
-    [
-        ("", None),
-        ("weights_type=per_feature", None),
-        ("weights_type=per_layer\nweights_normalization=relu", "relu"),
-        ("weights_type=per_feature\nweights_normalization=softmax", "softmax"),
-        ("weights_type=per_channel\nweights_normalization=avg_relu", "relu"),
-        ("weights_type=per_channel\nweights_normalization=softmax", "softmax"),
-        ("weights_type=per_channel", None),
-    ],
-)
-def test_shortcut_adds_overlapping_channels_with_darknets_weights(keys, normalization):
-    model = build(SHORTCUT_BODY + keys + "\n", c=3, h=2, w=3)
-    shortcut = model.layers[3]
-    if shortcut.weights is not None:
-        torch.nn.init.normal_(shortcut.weights)
-    x = randn(1, 3, 2, 3)
-    outs = model(x, return_layers=[0, 1, 2, 3])
-    weights = flat(shortcut.weights) if shortcut.weights is not None else None
-    layer_step = 4 if "per_channel" in keys else 1
-    want = shortcut_reference(flat(outs[2]), [flat(outs[1]), flat(outs[0])], weights, normalization, layer_step)
-    assert tuple(outs[3].shape[1:]) == model.spec.layers[3].shape == (4, 2, 3)
-    assert_close(outs[3], want)
-
-
-def test_shortcut_activation_is_applied_after_the_sum():
-    model = build(SHORTCUT_BODY.replace("from=-2,-3\nactivation=linear", "from=-2,-3\nactivation=relu6"), c=3, h=2, w=3)
-    x = randn(1, 3, 2, 3) * 10
-    outs = model(x, return_layers=[0, 1, 2, 3])
-    summed = shortcut_reference(flat(outs[2]), [flat(outs[1]), flat(outs[0])], None, None, 1)
-    assert max(summed) > 6 and min(summed) < 0
-    assert_close(outs[3], [min(max(v, 0.0), 6.0) for v in summed])
-
-
-# ---------------------------------------------------------------- upsample, reorg
-
-
-def upsample_cpu(inp, w, h, c, stride, forward, scale, out):
-    """darknet's upsample_cpu, one image."""
-    for k in range(c):
-        for j in range(h * stride):
-            for i in range(w * stride):
-                in_index = k * w * h + (j // stride) * w + i // stride
-                out_index = k * w * h * stride * stride + j * w * stride + i
-                if forward:
-                    out[out_index] = scale * inp[in_index]
-                else:
-                    inp[in_index] += scale * out[out_index]
-
-
-@pytest.mark.parametrize("stride", [1, 2, 3])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_upsample_repeats_each_pixel_times_scale(stride, channels_last):
-    """NCHW and channels_last inputs (which stay channels_last) alike, into a tensor of its own."""
-    model = build(f"[upsample]\nstride={stride}\nscale=0.5\n", c=2, h=2, w=3)
-    x = randn(1, 2, 2, 3)
-    want = [0.0] * (2 * 2 * stride * 3 * stride)
-    upsample_cpu(flat(x), 3, 2, 2, stride, True, 0.5, want)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    out = output(model, x)
-    assert tuple(out.shape[1:]) == (2, 2 * stride, 3 * stride)
-    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
-    assert out.data_ptr() != x.data_ptr()
-    assert_close(out, want)
-
-
-def test_negative_upsample_stride_sums_blocks_times_scale():
-    model = build("[upsample]\nstride=-2\nscale=2\n", c=2, h=4, w=6)
-    x = randn(1, 2, 4, 6)
-    want = [0.0] * (2 * 2 * 3)
-    upsample_cpu(want, 3, 2, 2, 2, False, 2.0, flat(x))
-    out = output(model, x)
-    assert tuple(out.shape[1:]) == model.spec.layers[0].shape == (2, 2, 3)
-    assert_close(out, want)
-
-
-def reorg_cpu(x, w, h, c, stride, forward):
-    """darknet's reorg_cpu, one image, returning the output buffer."""
-    out = [0.0] * (w * h * c)
-    in_c = c // (stride * stride)
-    for k in range(c):
-        for j in range(h):
-            for i in range(w):
-                in_index = i + w * (j + h * k)
-                c2 = k % in_c
-                offset = k // in_c
-                w2 = i * stride + offset % stride
-                h2 = j * stride + offset // stride
-                out_index = w2 + w * stride * (h2 + h * stride * c2)
-                if forward:
-                    out[out_index] = x[in_index]
-                else:
-                    out[in_index] = x[out_index]
-    return out
-
-
-@pytest.mark.parametrize(
-    "section, reverse, shape, out_shape, call",
-    [
-        # forward_reorg_old_layer: reorg_cpu(input, l.w, l.h, l.c, batch, stride, reverse, output)
-        ("reorg", 0, (8, 4, 6), (32, 2, 3), lambda x: reorg_cpu(x, 6, 4, 8, 2, 0)),
-        ("reorg", 1, (8, 4, 6), (2, 8, 12), lambda x: reorg_cpu(x, 6, 4, 8, 2, 1)),
-        # forward_reorg_layer: reorg_cpu(input, l.out_w, l.out_h, l.out_c, batch, stride, reverse, output)
-        ("reorg3d", 0, (3, 4, 6), (12, 2, 3), lambda x: reorg_cpu(x, 3, 2, 12, 2, 0)),
-        ("reorg3d", 1, (32, 2, 3), (8, 4, 6), lambda x: reorg_cpu(x, 6, 4, 8, 2, 1)),
-    ],
-)
-def test_reorg_matches_darknets_reorg_cpu_element_order(section, reverse, shape, out_shape, call):
-    model = build(f"[{section}]\nstride=2\nreverse={reverse}\n", *shape)
-    x = randn(2, *shape)
-    want = call(flat(x[0])) + call(flat(x[1]))
-    out = output(model, x)
-    assert tuple(out.shape[1:]) == model.spec.layers[0].shape == out_shape
-    assert_close(out, want)
-
-
-def test_reorg_is_not_the_plain_space_to_depth():
-    model = build("[reorg]\nstride=2\n", 4, 4, 4)
-    x = randn(1, 4, 4, 4)
-    assert not torch.equal(output(model, x), torch.nn.functional.pixel_unshuffle(x, 2))
+def test_cbn_implies_batch_normalize():
+    layer = build("[convolutional]\nfilters=2\nsize=1\ncbn=1\n", c=2, h=2, w=2).layers[0]
+    assert layer.bn is not None and layer.conv.bias is None
 
 
 # ---------------------------------------------------------------- connected, dropout, softmax
@@ -407,53 +159,7 @@ def test_softmax_over_contiguous_groups_of_the_flat_input(groups, temperature):
     assert_close(out, want)
 
 
-# ---------------------------------------------------------------- scale_channels, sam
-
-
-def test_scale_channels_multiplies_each_channel_then_activates():
-    body = (
-        "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n"
-        "[avgpool]\n"
-        "[scale_channels]\nfrom=-2\nactivation=leaky\n"
-    )
-    model = build(body, c=2, h=2, w=3)
-    x = randn(1, 2, 2, 3)
-    outs = model(x, return_layers=[0, 1, 2])
-    inp, frm = flat(outs[1]), flat(outs[0])
-    want = [inp[i // 6] * frm[i] for i in range(18)]  # input[i / channel_size] * from_output[i]
-    assert tuple(outs[2].shape[1:]) == (3, 2, 3)
-    assert_close(outs[2], [v if v > 0 else 0.1 * v for v in want])
-
-
-def test_scale_channels_scale_wh_multiplies_each_pixel():
-    body = (
-        "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n"
-        "[convolutional]\nfilters=1\nsize=1\nactivation=logistic\n"
-        "[scale_channels]\nfrom=-2\nscale_wh=1\n"
-    )
-    model = build(body, c=2, h=2, w=3)
-    x = randn(2, 2, 2, 3)
-    outs = model(x, return_layers=[0, 1, 2])
-    inp, frm = flat(outs[1]), flat(outs[0])
-    channel_size, batch_size = 6, 18
-    want = [inp[i % channel_size + (i // batch_size) * channel_size] * frm[i] for i in range(36)]
-    assert_close(outs[2], want)
-
-
-def test_sam_multiplies_elementwise_then_activates():
-    body = (
-        "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n"
-        "[convolutional]\nfilters=3\nsize=1\nactivation=logistic\n"
-        "[sam]\nfrom=-2\nactivation=swish\n"
-    )
-    model = build(body, c=2, h=2, w=3)
-    x = randn(1, 2, 2, 3)
-    outs = model(x, return_layers=[0, 1, 2])
-    prod = [a * b for a, b in zip(flat(outs[1]), flat(outs[0]))]
-    assert_close(outs[2], [v / (1 + math.exp(-v)) for v in prod])
-
-
-# ---------------------------------------------------------------- lrn, batchnorm, crop, empty
+# ---------------------------------------------------------------- lrn, batchnorm, crop, empty, cost
 
 
 @pytest.mark.parametrize("size, c", [(5, 7), (3, 4), (4, 6), (1, 3), (5, 3)])
@@ -514,6 +220,15 @@ def test_empty_passes_through(name):
     assert torch.equal(output(model, x), x)
 
 
+def test_cost_passes_through_and_is_never_the_default_output():
+    """Darknet's get_network_output returns the last non-[cost] layer; so do we."""
+    model = netcfg.build("[net]\nwidth=4\nheight=4\nchannels=3\n[avgpool]\n[softmax]\n[cost]\ntype=sse\n")
+    x = torch.randn(2, 3, 4, 4)
+    expected = torch.softmax(x.mean(dim=(2, 3)), dim=1).reshape(2, 3, 1, 1)
+    assert model.spec.outputs == (1,)
+    torch.testing.assert_close(model(x), expected)
+
+
 # ---------------------------------------------------------------- gradients
 
 
@@ -534,27 +249,3 @@ def test_gradients_reach_every_parameter(body):
     (out * randn(*out.shape)).sum().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
-
-
-def test_convolutional_bflops_follow_darknet():
-    def bflops(keys):
-        layer = build(f"[convolutional]\nfilters=8\nsize=3\npad=1\nstride=2\n{keys}\n", c=4, h=8, w=8).spec.layers[0]
-        return layer.section.bflops(list(layer.input_shapes), layer.shape)
-
-    assert bflops("") == 2 * 4 * 8 * 9 * 4 * 4 / 1e9
-    assert bflops("antialiasing=1") == 2 * 4 * 8 * 9 * 8 * 8 / 1e9  # counted at the convolution's stride 1
-    assert bflops("xnor=1") == 2 * 4 * 8 * 9 * 4 * 4 / 1e9 / 32
-
-
-def test_cbn_implies_batch_normalize():
-    layer = build("[convolutional]\nfilters=2\nsize=1\ncbn=1\n", c=2, h=2, w=2).layers[0]
-    assert layer.bn is not None and layer.conv.bias is None
-
-
-def test_cost_passes_through_and_is_never_the_default_output():
-    """Darknet's get_network_output returns the last non-[cost] layer; so do we."""
-    model = netcfg.build("[net]\nwidth=4\nheight=4\nchannels=3\n[avgpool]\n[softmax]\n[cost]\ntype=sse\n")
-    x = torch.randn(2, 3, 4, 4)
-    expected = torch.softmax(x.mean(dim=(2, 3)), dim=1).reshape(2, 3, 1, 1)
-    assert model.spec.outputs == (1,)
-    torch.testing.assert_close(model(x), expected)

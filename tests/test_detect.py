@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SHARED_CFGS
-from test_opencv import (
+from opencvkit import (
     OPENCV_VARIANCE_SHIFT,
     calibrate_batch_norm,
     file_layout,

@@ -6,9 +6,10 @@ from __future__ import annotations
 import darknet_detect as dn
 import numpy as np
 import pytest
+from opencvkit import calibrate_batch_norm, opencv_net, randomize, sample_images, with_net_size
 from PIL import Image
 from test_detect import opencv_copy
-from test_opencv import SMALL_CFGS, calibrate_batch_norm, opencv_net, randomize, sample_images, with_net_size
+from test_opencv import SMALL_CFGS
 
 import netcfg
 from netcfg.cli import main
