@@ -63,14 +63,26 @@ def _summary_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, help="override [net] height")
 
 
+#: Past this much memory for one forward's layer outputs, `netcfg summary` builds and counts on the
+#: meta device: no memory, but its first use costs about a second of PyTorch imports.
+META_SUMMARY_BYTES = 256 * 2**20
+
+
 def run_summary(args: argparse.Namespace) -> int:
-    """Build the network and print its darknet-style layer table with totals."""
+    """Build the network and print its darknet-style layer table with totals (the generic BFLOPs
+    come from one forward, which a large input runs on the meta device)."""
+    import torch
+
+    from .budget import estimate
     from .summary import summarize
 
     overrides = {k: v for k, v in (("width", args.width), ("height", args.height)) if v is not None}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CfgWarning)
-        model = build(args.file, **overrides)
+        spec = parse(args.file, **overrides)
+    large = estimate(spec).activation_bytes > META_SUMMARY_BYTES
+    with torch.device("meta" if large else "cpu"):
+        model = build(spec)
     print(summarize(model), end="")
     return 0
 

@@ -1,6 +1,8 @@
 """The `netcfg` command: summary, list and the subcommand table (check is in test_bad_input)."""
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 
@@ -32,6 +34,29 @@ def test_summary_size_overrides_and_bundled_name(capsys):
     assert "input 320 x 256 x 3" in out
     row0 = next(line for line in out.splitlines() if line.lstrip().startswith("0 "))
     assert " 320 x 256 x    3 ->  320 x 256 x   16 " in row0
+
+
+def test_summary_counts_on_the_meta_device_what_it_would_count_on_cpu(capsys, monkeypatch):
+    assert main(["summary", "yolov3-tiny"]) == 0
+    on_cpu = capsys.readouterr().out
+    monkeypatch.setattr(cli, "META_SUMMARY_BYTES", 0)
+    assert main(["summary", "yolov3-tiny"]) == 0
+    assert capsys.readouterr().out == on_cpu
+
+
+def test_summary_of_a_huge_input_allocates_no_layer_outputs():
+    """At 100,000 × 416 one forward keeps 6.5 GB of outputs alive (within the budget); summary's
+    count runs on the meta device instead, in a fresh process that stays far below that."""
+    code = (
+        "import resource, sys\nfrom netcfg.cli import main\n"
+        "code = main(['summary', 'yolov3-tiny', '--width', '100000'])\n"
+        "print(code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    code, peak_mib = map(int, run.stdout.split()[-2:])
+    assert code == 0 and peak_mib < 1500
+    assert "peak layer outputs 6.496 GB" in run.stdout
 
 
 def test_summary_bad_override_is_a_located_error(capsys):
