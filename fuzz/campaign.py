@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import fuzzkit  # noqa: E402
 import fuzzweights  # noqa: E402
-from sandbox import Result, Sandbox  # noqa: E402
+from sandbox import FORK_LOCK, Result, Sandbox  # noqa: E402
 
 Case = tuple[str, str, Any]  # (kind, case id, payload)
 RUNNERS = fuzzkit.RUNNERS
@@ -180,6 +180,17 @@ def work(
         sandbox.close()
 
 
+def _made_between_forks(made: Iterator[Any]) -> Iterator[Any]:
+    """`made`'s cases, each made under FORK_LOCK: the worker threads fork sandboxes while this thread
+    makes cases, which imports and seeds."""
+    while True:
+        with FORK_LOCK:
+            case = next(made, None)
+        if case is None:
+            return
+        yield case
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parse", type=int, default=100_000, help="mutated cfgs parsed")
@@ -215,7 +226,7 @@ def main() -> int:
         for thread in threads:
             thread.start()
         try:
-            for case in cases(args, Path(scratch)):
+            for case in _made_between_forks(cases(args, Path(scratch))):
                 feed.put(case)
         except KeyboardInterrupt:
             print("interrupted: finishing the cases under way", flush=True)

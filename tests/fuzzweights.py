@@ -33,10 +33,8 @@ VERSIONS = [0, 1, 2, 5, 999, 1000, 1001, 2**31 - 1, -1, 999_999, 1_000_000]
 
 @functools.lru_cache(maxsize=1)
 def model() -> netcfg.Network:
-    """The network every weights case loads into (built once per process). Seeded through the CPU
-    generator alone: `torch.manual_seed` also takes CUDA's lazy-init lock, which a worker forked while
-    another campaign thread held it inherits locked (two campaign cases hung on it)."""
-    torch.default_generator.manual_seed(0)
+    """The network every weights case loads into (built once per process)."""
+    torch.manual_seed(0)
     return netcfg.build(CFG)
 
 

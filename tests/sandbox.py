@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import resource
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -17,6 +18,10 @@ from typing import Any
 Runner = Callable[[Any], str]
 #: Seconds a stuck case gets beyond its limit before the worker is killed from outside.
 GRACE = 5.0
+#: Held while a worker is forked. A process that forks from several threads holds it around anything
+#: taking a lock a fork would copy held (an import, `torch.manual_seed`'s CUDA lazy-init lock): a
+#: worker forked mid-import hung on the import lock.
+FORK_LOCK = threading.Lock()
 
 
 class CaseTimeout(BaseException):
@@ -97,7 +102,8 @@ class Sandbox:
         self._process = context.Process(
             target=_serve, args=(child, self._conn, self.runners, self.memory, self.seconds), daemon=True
         )
-        self._process.start()
+        with FORK_LOCK:
+            self._process.start()
         child.close()
 
     def run(self, kind: str, payload: Any) -> Result:
