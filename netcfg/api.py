@@ -14,7 +14,7 @@ from .budget import check as check_budget
 from .errors import suggestion_budget
 from .files import CfgSource, read_cfg
 from .loading import build_loaded
-from .network import Network, build_network
+from .network import Network, build_network, kernels_channels_last
 from .reader import read_sections
 from .spec import Spec, build_spec
 
@@ -34,12 +34,17 @@ def build(
     strict: bool = False,
     include_dirs: Iterable[CfgSource] = (),
     budget: Budget = DEFAULT_BUDGET,
+    memory_format: torch.memory_format = torch.channels_last,
     **net_overrides,
 ) -> Network:
     """Build a Network from a cfg path, bundled name or text; optionally load darknet weights, read
     straight into the new tensors (not under `torch.device("meta")`: WeightsError, as the file need
-    not cover every tensor). A network whose
-    parameters or activations exceed `budget` is refused (CfgError) before anything is allocated."""
+    not cover every tensor). A network whose parameters or activations exceed `budget` is refused
+    (CfgError) before anything is allocated. Kernels are channels_last (oneDNN's fastest layout;
+    `model(x)` returns contiguous tensors all the same) unless `memory_format=torch.contiguous_format`."""
+    if memory_format not in (torch.channels_last, torch.contiguous_format):
+        raise ValueError(f"memory_format is torch.channels_last or torch.contiguous_format, not {memory_format}")
+    channels_last = memory_format == torch.channels_last
     with _collector_paused():
         spec = cfg if isinstance(cfg, Spec) else parse(cfg, strict=strict, include_dirs=include_dirs, **net_overrides)
         if weights is None:
@@ -48,7 +53,9 @@ def build(
         else:
             skeleton = meta_modules(spec) if torch.get_default_device().type == "cpu" else None
             check_budget(spec, budget, skeleton)
-            model = build_loaded(spec, weights, skeleton=skeleton)
+            model = build_loaded(spec, weights, skeleton=skeleton, channels_last=channels_last)
+        if channels_last:
+            kernels_channels_last(model)
         model.eval()
     return model
 

@@ -45,13 +45,20 @@ from .weights import (
 #: Bytes of file per reading thread (fewer bytes are not worth a thread) and the most threads.
 READ_STRETCH = 16 * 2**20
 MAX_READERS = 4
+#: Bytes a reading thread stages at a time on their way into a tensor not laid out as the file is.
+SCRATCH_BYTES = 2**20
 
 
 def build_loaded(
-    spec: Spec, path: str | os.PathLike, validate: bool = True, skeleton: list[nn.Module] | None = None
+    spec: Spec,
+    path: str | os.PathLike,
+    validate: bool = True,
+    skeleton: list[nn.Module] | None = None,
+    channels_last: bool = False,
 ) -> Network:
     """A network for `spec` holding the darknet weights in `path` (see the module docstring);
-    `skeleton` is the layers' modules already made on the meta device, if any (`budget.meta_modules`)."""
+    `skeleton` is the layers' modules already made on the meta device, if any (`budget.meta_modules`);
+    `channels_last` makes the kernels the file fills channels_last as they are read."""
     if torch.get_default_device().type != "cpu":
         model = build_network(spec)  # under meta this is refused, as the file need not cover every tensor
         load_darknet_weights(model, path, validate)
@@ -63,7 +70,7 @@ def build_loaded(
         meta = build_network(spec, skeleton)
     layout = file_layout(meta, header)
     covered, offsets = plan_load(layout, *divmod(size - header.size, FLOAT), file)
-    model, entries = _loaded_network(spec, meta, layout[:covered], header.transpose)
+    model, entries = _loaded_network(spec, meta, layout[:covered], header.transpose, channels_last)
     _read_layers(entries, offsets, path, header.size, validate)
     model.darknet_header = header
     report_partial(file, covered, len(layout))
@@ -71,14 +78,14 @@ def build_loaded(
 
 
 def _loaded_network(
-    spec: Spec, skeleton: Network, covered: list[LayerTensors], transpose: bool
+    spec: Spec, skeleton: Network, covered: list[LayerTensors], transpose: bool, channels_last: bool
 ) -> tuple[Network, list[LayerTensors]]:
     """The network, its covered layers whose tensors all come from the file being the skeleton's given
     storage, the rest built as usual; with the covered layers' file entries over its tensors."""
     file_made = {e.index for e in covered if e.floats and _file_holds_all(skeleton.layers[e.index], e)}
     made: dict[int, torch.Tensor] = {}
     modules = [
-        _materialised(skeleton.layers[i], made) if i in file_made else layer_module(spec, i)
+        _materialised(skeleton.layers[i], made, channels_last) if i in file_made else layer_module(spec, i)
         for i in range(len(spec.layers))
     ]
     model = build_network(spec, modules)
@@ -96,15 +103,17 @@ def _file_holds_all(module: nn.Module, entry: LayerTensors) -> bool:
     return owned and listed <= {id(t) for _, t in named}
 
 
-def _materialised(module: nn.Module, made: dict[int, torch.Tensor]) -> nn.Module:
-    """A meta module given uninitialised CPU storage (the file fills it), step counters set to 0;
-    `made` maps each meta tensor's id to its new tensor. Plain `torch.empty` per tensor: `to_empty`
-    on meta tensors imports sympy, a second on first use."""
+def _materialised(module: nn.Module, made: dict[int, torch.Tensor], channels_last: bool) -> nn.Module:
+    """A meta module given uninitialised CPU storage (the file fills it), 4-d parameters channels_last
+    if asked, step counters set to 0; `made` maps each meta tensor's id to its new tensor. Plain
+    `torch.empty` per tensor: `to_empty` on meta tensors imports sympy, a second on first use."""
     for sub in module.modules():
         for name, param in sub._parameters.items():
             if param is not None:
                 if id(param) not in made:
-                    made[id(param)] = nn.Parameter(torch.empty(param.shape, dtype=param.dtype), param.requires_grad)
+                    layout = torch.channels_last if channels_last and param.dim() == 4 else torch.contiguous_format
+                    storage = torch.empty(param.shape, dtype=param.dtype, memory_format=layout)
+                    made[id(param)] = nn.Parameter(storage, param.requires_grad)
                 sub._parameters[name] = made[id(param)]
         for name, buffer in sub._buffers.items():
             if buffer is not None:
@@ -201,11 +210,12 @@ def _read_stretch(
     f: io.BufferedReader, reads: list[tuple[int, _Read]], file: str, validate: bool
 ) -> tuple[int, WeightsError] | None:
     """Fill (and check) one stretch's tensors from `f`; the first failure (read index, error) or None."""
+    scratch = torch.empty(SCRATCH_BYTES // FLOAT, dtype=torch.float32)
     with torch.no_grad():  # grad mode is per thread
         for i, read in reads:
             try:
                 f.seek(read.position)
-                if not _read_tensor(f, read.tensor, read.transposed):
+                if not _read_tensor(f, read.tensor, read.transposed, scratch):
                     return i, WeightsError(
                         f"cannot read weights file {file}: it ended early (was it changed while being read?)"
                     )
@@ -218,17 +228,34 @@ def _read_stretch(
     return None
 
 
-def _read_tensor(f: io.BufferedReader, tensor: torch.Tensor, transposed: bool) -> bool:
+def _read_tensor(f: io.BufferedReader, tensor: torch.Tensor, transposed: bool, scratch: torch.Tensor) -> bool:
     """Fill `tensor` from the file's next floats (False when the file ends first): straight into its
-    storage when that is float32 in file order, else through one temporary of the tensor's size."""
-    direct = tensor.dtype == torch.float32 and tensor.is_contiguous() and not transposed and tensor.device.type == "cpu"
-    target = tensor.detach() if direct else torch.empty(tensor.numel(), dtype=torch.float32, device="cpu")
-    wanted = target.numel() * FLOAT
-    if wanted and f.readinto(_writable_bytes(target)) != wanted:
-        return False
-    if not direct:
-        tensor.copy_(from_file(target, tensor, transposed))
+    storage when that is float32 in file order; else through `scratch` a few rows at a time (one
+    copy that re-lays a channels_last kernel or casts the dtype), or through one temporary of the
+    tensor's size for darknet's transposed storage."""
+    target = tensor.detach()
+    if target.dtype == torch.float32 and target.is_contiguous() and not transposed and target.device.type == "cpu":
+        return _read_floats(f, target)
+    if transposed or target.dim() == 0:
+        flat = torch.empty(target.numel(), dtype=torch.float32)
+        if not _read_floats(f, flat):
+            return False
+        target.copy_(from_file(flat, target, transposed))
+        return True
+    step = max(1, scratch.numel() // max(1, target[0].numel()))
+    for start in range(0, target.shape[0], step):
+        part = target[start : start + step]
+        chunk = scratch[: part.numel()] if part.numel() <= scratch.numel() else torch.empty(part.numel())
+        if not _read_floats(f, chunk):
+            return False
+        part.copy_(chunk.view(part.shape))
     return True
+
+
+def _read_floats(f: io.BufferedReader, flat: torch.Tensor) -> bool:
+    """Fill the contiguous float32 `flat` from the file's next bytes; False when the file ends first."""
+    wanted = flat.numel() * FLOAT
+    return not wanted or f.readinto(_writable_bytes(flat)) == wanted
 
 
 def _writable_bytes(tensor: torch.Tensor) -> memoryview:

@@ -1,14 +1,14 @@
 """The recommended CPU inference path in one call: `netcfg.optimize(model)`.
 
 It puts the network in eval mode, folds every batch norm into its convolution (`fuse`), moves the
-weights to channels_last (oneDNN's fastest CPU layout; inputs may stay NCHW) and, where oneDNN is
-there, turns each `[convolutional]` into a `PackedConv`: its kernel reordered once into the blocked
-layout oneDNN picks for that layer's input size (instead of on every call) and its activation fused
-into the convolution where oneDNN has it. It also asks glibc's malloc to keep freed blocks for the
-next forward (`keep_memory`). With `compile=True` it instead returns
-`torch.compile(model, options={"freezing": True})`, which does the same inside an inductor graph;
-compiling takes minutes on a small CPU machine. Outputs equal the eval-mode network's up to float
-rounding.
+kernels to channels_last (oneDNN's fastest CPU layout, which `build` gives unless asked not to;
+inputs may stay NCHW) and, where oneDNN is there, turns each `[convolutional]` into a `PackedConv`:
+its kernel reordered once into the blocked layout oneDNN picks for that layer's input size (instead
+of on every call) and its activation fused into the convolution where oneDNN has it. It also asks
+glibc's malloc to keep freed blocks for the next forward (`keep_memory`). With `compile=True` it
+instead returns `torch.compile(model, options={"freezing": True})`, which does the same inside an
+inductor graph; compiling takes minutes on a small CPU machine. Outputs equal the eval-mode
+network's up to float rounding.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import nn
 
 from .modules import activations as acts
 from .modules.darknet import DarknetConv
-from .network import Network
+from .network import Network, kernels_channels_last
 
 #: Activations oneDNN applies inside the convolution: module type → (oneDNN post-op, its scalars).
 FUSED_ACTIVATIONS: dict[type[nn.Module], tuple[str, list[float]]] = {
@@ -47,7 +47,7 @@ def optimize(model: Network, *, compile: bool = False, keep_memory: bool = True)
     model.eval()
     if not model.fused:
         model.fuse()
-    model._apply(_channels_last)
+    kernels_channels_last(model)
     if compile:
         return torch.compile(model, options={"freezing": True})
     if _packing_available(model):
@@ -70,11 +70,6 @@ def keep_freed_memory() -> bool:
     if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, KEPT_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, KEPT_BYTES))
-
-
-def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
-    """4-d tensors (kernels) in channels_last; the rest (biases, 5-d dynamic kernels) as they are."""
-    return tensor.contiguous(memory_format=torch.channels_last) if tensor.dim() == 4 else tensor
 
 
 def _packing_available(model: Network) -> bool:

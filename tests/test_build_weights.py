@@ -113,7 +113,7 @@ def test_finite_values_whose_sum_overflows_are_loaded(tmp_path, build_with_weigh
     model = netcfg.build(CFG, weights=path) if build_with_weights else netcfg.build(CFG)
     if not build_with_weights:
         load_darknet_weights(model, path)
-    assert model.layers[0].conv.weight.detach().view(-1)[:2].tolist() == [float(np.float32(3e38))] * 2
+    assert model.layers[0].conv.weight.detach().reshape(-1)[:2].tolist() == [float(np.float32(3e38))] * 2
 
 
 @pytest.mark.parametrize("values", [(np.inf, -np.inf), (np.inf, 1.0), (-np.inf, np.float32(3e38))])
@@ -150,10 +150,10 @@ def _cut_while_read(monkeypatch, short: range, broken: range = range(0)) -> None
     for CFG puts layer 0, layer 1 and layers 4-5 each in a stretch of its own."""
     read = loading._read_tensor
 
-    def failing(f, tensor, transposed):
+    def failing(f, tensor, transposed, scratch):
         if f.tell() in broken:
             raise OSError(errno.EIO, "Input/output error")
-        return f.tell() not in short and read(f, tensor, transposed)
+        return f.tell() not in short and read(f, tensor, transposed, scratch)
 
     monkeypatch.setattr(loading, "_read_tensor", failing)
     monkeypatch.setattr(loading, "_workers", lambda size: 7)

@@ -118,7 +118,7 @@ def test_tiny_network_with_every_forward_form(tmp_path):
     assert "x = torch.cat([x.chunk(2, dim=1)[1], convolutional_0.chunk(2, dim=1)[1]], dim=1)" in source
     assert "self.layers[6](x, convolutional_4)" in source
     assert "x = convolutional_1" in source and "# 7: [route] passes x through" in source
-    assert "return [yolo_13, x]" in source
+    assert "return [yolo_13.contiguous(), x.contiguous()]" in source
     assert_equivalent(netcfg.parse(TINY), tmp_path)
 
 
@@ -152,7 +152,7 @@ def test_single_output_network_returns_a_tensor(tmp_path):
         + "[convolutional]\nfilters=4\nsize=3\npad=1\n[convolutional]\nfilters=4\nsize=1\n[route]\nlayers=0,1\n"
     )
     source = to_python(cfg, class_name="Generated")
-    assert "-> torch.Tensor:" in source and source.rstrip().endswith("return x")
+    assert "-> torch.Tensor:" in source and source.rstrip().endswith("return x.contiguous()")
     assert_equivalent(netcfg.parse(cfg), tmp_path)
 
 

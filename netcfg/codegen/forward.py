@@ -26,15 +26,15 @@ def forward_lines(layers: Sequence[Layer], spec: Spec, taken: set[str]) -> tuple
         if i in saved:
             body.append(f"{_BODY}{saved[i]} = x")
         body += _del_lines([saved[j] for j in release[i] if j in saved])
-    results = [saved.get(i, "x") for i in spec.outputs]
+    results = [f"{saved.get(i, 'x')}.contiguous()" for i in spec.outputs]
     if heads or len(results) != 1:
         return [*body, *_return_outputs(spec, results, saved.get(NETWORK_INPUT, "x"))], "list[torch.Tensor]"
     return [*body, f"{_BODY}return {results[0]}"], "torch.Tensor"
 
 
 def _return_outputs(spec: Spec, results: list[str], image: str) -> list[str]:
-    """Raw outputs in train mode; in eval mode each detection head's `decode(output, image)`, as
-    `Network.forward` returns them."""
+    """Raw outputs in train mode; in eval mode each detection head's `decode(output, image)`; all of
+    them contiguous, as `Network.forward` returns them."""
     raw = lines(Group("[", tuple(results), "]"), 2, "return ")
     if not any(spec.layers[i].section.is_output for i in spec.outputs):
         return raw
