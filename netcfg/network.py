@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .errors import did_you_mean
+from .modules.common import channels_last_only
 from .plan import release_plan
 from .resize import resized
 from .spec import NETWORK_INPUT, Spec
@@ -123,9 +124,13 @@ class Network(nn.Module):
 
     def fuse(self) -> Network:
         """Fold every batch norm into its convolution and collapse re-parameterisable blocks, in place,
-        for inference: equal to the eval-mode network. Fusing again changes nothing."""
+        for inference: equal to the eval-mode network, its kernels still channels_last if they were.
+        Fusing again changes nothing."""
+        channels_last = any(channels_last_only(t) for t in self.parameters())
         for i, layer in enumerate(self.layers):
             self.layers[i] = _fused(layer)
+        if channels_last:
+            kernels_channels_last(self)
         self.fused = True
         return self
 

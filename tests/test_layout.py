@@ -119,3 +119,15 @@ def test_the_generated_module_lays_its_kernels_out_alike():
     with torch.no_grad():
         out = generated(x)
         assert out.is_contiguous() and torch.equal(out, model(x))
+
+
+@pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
+def test_fusing_keeps_the_kernels_layout(memory_format):
+    model = netcfg.build(CFG, memory_format=memory_format)
+    x = torch.randn(1, 3, 24, 24)
+    with torch.no_grad():
+        want = model(x)
+        fused = model.fuse()
+        got = fused(x)
+    assert all(k.is_contiguous(memory_format=memory_format) for k in kernels(fused))
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -24,6 +24,11 @@ def bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, bn.bias.to(dtype) - bn.running_mean.to(dtype) * scale
 
 
+def channels_last_only(tensor: torch.Tensor) -> bool:
+    """A 4-d tensor laid out channels_last and not also contiguous (as one channel, or 1×1 pixels, is)."""
+    return tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
+
+
 def fold_bn(
     weight: torch.Tensor, bn: nn.BatchNorm2d, bias: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,24 +42,24 @@ def fold_bn(
 
 
 def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A convolution equal to `bn(conv(x))` in eval mode (groups, dilation, stride, dtype and device kept)."""
-    fused = nn.Conv2d(
-        conv.in_channels,
-        conv.out_channels,
-        conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
-        groups=conv.groups,
-        bias=True,
-        padding_mode=conv.padding_mode,
-        device=conv.weight.device,
-        dtype=conv.weight.dtype,
-    )
+    """A convolution equal to `bn(conv(x))` in eval mode (groups, dilation, stride, dtype, device and
+    the kernel's memory layout kept); made on the meta device, so no initialisation is spent on it."""
+    with torch.device("meta"):
+        fused = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=True,
+            padding_mode=conv.padding_mode,
+        )
     weight, bias = fold_bn(conv.weight, bn, conv.bias)
     with torch.no_grad():
-        fused.weight.copy_(weight)
-        fused.bias.copy_(bias)
+        fused.weight = nn.Parameter(torch.empty_like(conv.weight).copy_(weight))
+        fused.bias = nn.Parameter(torch.empty_like(bias).copy_(bias))
     return fused
 
 

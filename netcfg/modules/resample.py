@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .common import channels_last_only
 from .darknet import Blur
 
 
@@ -196,7 +197,7 @@ class Upsample(nn.Module):
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride > 0 and _channels_last(x):
+        if self.stride > 0 and channels_last_only(x):
             x = _repeat_pixels_channels_last(x, self.stride)
         elif self.stride > 0:
             x = x.repeat_interleave(self.stride, dim=2).repeat_interleave(self.stride, dim=3)
@@ -204,11 +205,6 @@ class Upsample(nn.Module):
             s = -self.stride
             x = F.avg_pool2d(x, s, s, divisor_override=1)
         return x * self.scale if self.scale != 1.0 else x
-
-
-def _channels_last(x: torch.Tensor) -> bool:
-    """A channels_last 4-d tensor that is not also plain contiguous (one channel, or 1×1 pixels)."""
-    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def _repeat_pixels_channels_last(x: torch.Tensor, s: int) -> torch.Tensor:
