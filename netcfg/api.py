@@ -55,7 +55,7 @@ def build(
             check_budget(spec, budget, skeleton)
             model = build_loaded(spec, weights, skeleton=skeleton, channels_last=channels_last)
         if channels_last:
-            kernels_channels_last(model)
+            kernels_channels_last(model, fresh=True)
         model.eval()
     return model
 
