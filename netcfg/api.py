@@ -14,7 +14,8 @@ from .budget import check as check_budget
 from .errors import suggestion_budget
 from .files import CfgSource, read_cfg
 from .loading import build_loaded
-from .network import Network, build_network, kernels_channels_last
+from .memory_format import kernels_channels_last
+from .network import Network, build_network
 from .reader import read_sections
 from .spec import Spec, build_spec
 

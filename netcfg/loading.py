@@ -242,7 +242,7 @@ def _read_tensor(f: io.BufferedReader, tensor: torch.Tensor, transposed: bool, s
             return False
         target.copy_(from_file(flat, target, transposed))
         return True
-    step = max(1, scratch.numel() // max(1, target[0].numel()))
+    step = max(1, scratch.numel() * target.shape[0] // max(1, target.numel()))
     for start in range(0, target.shape[0], step):
         part = target[start : start + step]
         chunk = scratch[: part.numel()] if part.numel() <= scratch.numel() else torch.empty(part.numel())

@@ -19,9 +19,10 @@ import sys
 import torch
 from torch import nn
 
+from .memory_format import kernels_channels_last
 from .modules import activations as acts
 from .modules.darknet import DarknetConv
-from .network import Network, kernels_channels_last
+from .network import Network
 
 #: Activations oneDNN applies inside the convolution: module type → (oneDNN post-op, its scalars).
 FUSED_ACTIVATIONS: dict[type[nn.Module], tuple[str, list[float]]] = {

@@ -11,7 +11,7 @@ import torch
 from test_build_weights import randomised_file
 
 import netcfg
-from netcfg import loading, network
+from netcfg import loading, memory_format
 from netcfg.codegen.load import generated_class
 
 CFG = """[net]
@@ -121,28 +121,28 @@ def test_the_generated_module_lays_its_kernels_out_alike():
         assert out.is_contiguous() and torch.equal(out, model(x))
 
 
-@pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
-def test_fusing_keeps_the_kernels_layout(memory_format):
-    model = netcfg.build(CFG, memory_format=memory_format)
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_fusing_keeps_the_kernels_layout(layout):
+    model = netcfg.build(CFG, memory_format=layout)
     x = torch.randn(1, 3, 24, 24)
     with torch.no_grad():
         want = model(x)
         fused = model.fuse()
         got = fused(x)
-    assert all(k.is_contiguous(memory_format=memory_format) for k in kernels(fused))
+    assert all(k.is_contiguous(memory_format=layout) for k in kernels(fused))
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_fresh_kernels_are_relaid_within_their_own_storage(monkeypatch):
     """Through a scratch smaller than a kernel (in pieces) and smaller than one output channel."""
     for floats in (100, 10):
-        monkeypatch.setattr(network, "RELAY_FLOATS", floats)
+        monkeypatch.setattr(memory_format, "RELAY_FLOATS", floats)
         torch.manual_seed(0)
         model = netcfg.build(CFG, memory_format=torch.contiguous_format)
         want = {name: t.clone() for name, t in model.state_dict().items()}
         weight = model.layers[0].conv.weight
         where = weight.data_ptr()
-        network.kernels_channels_last(model, fresh=True)
+        memory_format.kernels_channels_last(model, fresh=True)
         assert weight.data_ptr() == where and weight.is_contiguous(memory_format=CHANNELS_LAST)
         assert all(torch.equal(t, want[name]) for name, t in model.state_dict().items())
 
@@ -153,6 +153,6 @@ def test_a_kernel_sharing_its_storage_is_copied_not_relaid_in_place():
     whole = torch.randn(2 * conv.weight.numel())
     conv.weight.data = whole[conv.weight.numel() :].view(conv.weight.shape)
     before = whole.clone()
-    network.kernels_channels_last(model, fresh=True)
+    memory_format.kernels_channels_last(model, fresh=True)
     assert torch.equal(whole, before) and conv.weight.is_contiguous(memory_format=CHANNELS_LAST)
     assert torch.equal(conv.weight, before[conv.weight.numel() :].view(conv.weight.shape))
