@@ -16,7 +16,7 @@ def kernels_channels_last(module: nn.Module, fresh: bool = False) -> nn.Module:
     kernel gives a channels_last output), so `build` makes networks this way by default. `fresh`
     (modules just made, whose tensors nothing else views) re-lays each CPU kernel that owns its
     whole storage within that storage, with no second copy."""
-    scratch = torch.empty(RELAY_FLOATS) if fresh else None
+    scratch = torch.empty(RELAY_FLOATS, device="cpu") if fresh else None
     for sub in module.modules():
         for tensors in (sub._parameters, sub._buffers):
             for tensor in tensors.values():
@@ -31,15 +31,16 @@ def kernels_channels_last(module: nn.Module, fresh: bool = False) -> nn.Module:
 
 def _owns_its_storage(tensor: torch.Tensor) -> bool:
     """A contiguous CPU tensor spanning its whole storage (so no other tensor of it is a part)."""
-    whole = tensor.storage_offset() == 0 and tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
-    return tensor.device.type == "cpu" and tensor.is_contiguous() and whole
+    if tensor.device.type != "cpu" or not tensor.is_contiguous() or tensor.storage_offset():
+        return False
+    return tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
 
 
 def _relaid_in_place(tensor: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
     """The contiguous `tensor`'s values channels_last in its own storage, a few output channels at a
     time through `scratch` (each output channel's values stay in its own stretch of the storage)."""
     strides = torch.empty(tensor.shape, device="meta", memory_format=torch.channels_last).stride()
-    relaid = torch.empty(0, dtype=tensor.dtype).set_(tensor.untyped_storage(), 0, tensor.shape, strides)
+    relaid = torch.empty(0, dtype=tensor.dtype, device="cpu").set_(tensor.untyped_storage(), 0, tensor.shape, strides)
     scratch = scratch.to(tensor.dtype)
     step = max(1, scratch.numel() * tensor.shape[0] // max(1, tensor.numel()))
     with torch.no_grad():
