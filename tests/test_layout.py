@@ -13,6 +13,8 @@ from test_build_weights import randomised_file
 import netcfg
 from netcfg import loading, memory_format
 from netcfg.codegen.load import generated_class
+from netcfg.registry import section_types
+from netcfg.section import EXAMPLE_NET
 
 CFG = """[net]
 width=24
@@ -156,3 +158,20 @@ def test_a_kernel_sharing_its_storage_is_copied_not_relaid_in_place():
     memory_format.kernels_channels_last(model, fresh=True)
     assert torch.equal(whole, before) and conv.weight.is_contiguous(memory_format=CHANNELS_LAST)
     assert torch.equal(conv.weight, before[conv.weight.numel() :].view(conv.weight.shape))
+
+
+EXAMPLES = {t.name: EXAMPLE_NET + t.model.example for t in section_types() if t.name != "net"}
+
+
+@pytest.mark.parametrize("cfg", EXAMPLES.values(), ids=EXAMPLES.keys())
+def test_every_section_takes_channels_last_input_alike(cfg):
+    """What a layer after a convolution receives: every section's example gives the same output on
+    a channels_last input as on a contiguous one."""
+    torch.manual_seed(0)
+    model = netcfg.build(cfg)
+    x = torch.randn(2, *model.spec.input_shape)
+    with torch.no_grad():
+        want = model.reset_state()(x)
+        got = model.reset_state()(x.contiguous(memory_format=CHANNELS_LAST))
+    for a, b in zip(want if isinstance(want, list) else [want], got if isinstance(got, list) else [got]):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
