@@ -53,7 +53,7 @@ def kernels(model: torch.nn.Module) -> list[torch.Tensor]:
 
 def test_kernels_are_channels_last_unless_asked_otherwise():
     made = kernels(netcfg.build(CFG))
-    assert all(k.is_contiguous(memory_format=CHANNELS_LAST) and not k.is_contiguous() for k in made)
+    assert len(made) == 2 and all(k.is_contiguous(memory_format=CHANNELS_LAST) and not k.is_contiguous() for k in made)
     plain = netcfg.build(CFG, memory_format=torch.contiguous_format)
     assert all(k.is_contiguous() for k in kernels(plain)) and len(kernels(plain)) == 2
     with pytest.raises(ValueError, match="memory_format is torch.channels_last or torch.contiguous_format"):
@@ -94,12 +94,11 @@ def test_kernels_read_in_pieces_equal_the_files_order(tmp_path, monkeypatch, scr
 
 def test_a_float64_build_reads_kernels_cast_and_channels_last(tmp_path):
     path = _file(tmp_path)
-    with torch.device("cpu"):
-        torch.set_default_dtype(torch.float64)
-        try:
-            model = netcfg.build(CFG, weights=path)
-        finally:
-            torch.set_default_dtype(torch.float32)
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = netcfg.build(CFG, weights=path)
+    finally:
+        torch.set_default_dtype(torch.float32)
     weight = model.layers[1].conv.weight
     assert weight.dtype == torch.float64 and weight.is_contiguous(memory_format=CHANNELS_LAST)
     plain = netcfg.build(CFG, weights=path)
@@ -173,5 +172,5 @@ def test_every_section_takes_channels_last_input_alike(cfg):
     with torch.no_grad():
         want = model.reset_state()(x)
         got = model.reset_state()(x.contiguous(memory_format=CHANNELS_LAST))
-    for a, b in zip(want if isinstance(want, list) else [want], got if isinstance(got, list) else [got]):
+    for a, b in zip(want if isinstance(want, list) else [want], got if isinstance(got, list) else [got], strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
