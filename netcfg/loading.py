@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .errors import WeightsError
+from .memory_format import rows_per_step
 from .network import Network, build_network, layer_module
 from .spec import Spec
 from .weights import (
@@ -244,7 +245,7 @@ def _read_tensor(f: io.BufferedReader, tensor: torch.Tensor, transposed: bool, s
             return False
         target.copy_(from_file(flat, target, transposed))
         return True
-    step = max(1, scratch.numel() * target.shape[0] // max(1, target.numel()))
+    step = rows_per_step(target, scratch.numel())
     for start in range(0, target.shape[0], step):
         part = target[start : start + step]
         chunk = scratch[: part.numel()] if part.numel() <= scratch.numel() else torch.empty(part.numel())

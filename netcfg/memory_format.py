@@ -42,11 +42,16 @@ def _relaid_in_place(tensor: torch.Tensor, scratch: torch.Tensor) -> torch.Tenso
     strides = torch.empty(tensor.shape, device="meta", memory_format=torch.channels_last).stride()
     relaid = torch.empty(0, dtype=tensor.dtype, device="cpu").set_(tensor.untyped_storage(), 0, tensor.shape, strides)
     scratch = scratch.to(tensor.dtype)
-    step = max(1, scratch.numel() * tensor.shape[0] // max(1, tensor.numel()))
+    step = rows_per_step(tensor, scratch.numel())
     with torch.no_grad():
         for start in range(0, tensor.shape[0], step):
             part = tensor[start : start + step]
-            staged = scratch[: part.numel()].view(part.shape) if part.numel() <= scratch.numel() else part.clone()
-            staged.copy_(part)
+            fits = part.numel() <= scratch.numel()
+            staged = scratch[: part.numel()].view(part.shape).copy_(part) if fits else part.clone()
             relaid[start : start + step].copy_(staged)
     return relaid
+
+
+def rows_per_step(tensor: torch.Tensor, floats: int) -> int:
+    """How many of `tensor`'s rows (along its first dimension) fit in `floats` values, at least one."""
+    return max(1, floats * tensor.shape[0] // max(1, tensor.numel()))
