@@ -4,11 +4,11 @@ It puts the network in eval mode, folds every batch norm into its convolution (`
 kernels to channels_last (oneDNN's fastest CPU layout, which `build` gives unless asked not to;
 inputs may stay NCHW) and, where oneDNN is there, turns each `[convolutional]` into a `PackedConv`:
 its kernel reordered once into the blocked layout oneDNN picks for that layer's input size (instead
-of on every call) and its activation fused into the convolution where oneDNN has it. It also asks
-glibc's malloc to keep freed blocks for the next forward (`keep_memory`). With `compile=True` it
-instead returns `torch.compile(model, options={"freezing": True})`, which does the same inside an
-inductor graph; compiling takes minutes on a small CPU machine. Outputs equal the eval-mode
-network's up to float rounding.
+of on every call; again when the size changes) and its activation fused into the convolution where
+oneDNN has it. It also asks glibc's malloc to keep freed blocks for the next forward
+(`keep_memory`). With `compile=True` it instead returns `torch.compile(model, options={"freezing":
+True})`, which does the same inside an inductor graph; compiling takes minutes on a small CPU
+machine. Outputs equal the eval-mode network's up to float rounding.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def optimize(model: Network, *, compile: bool = False, keep_memory: bool = True)
     if _packing_available(model):
         for i, layer in enumerate(model.layers):
             if type(layer) is DarknetConv and PackedConv.packable(layer):
-                model.layers[i] = PackedConv(layer, (1, *model.spec.layers[i].input_shapes[0]))
+                model.layers[i] = PackedConv(layer)
     return model
 
 
@@ -87,14 +87,15 @@ class PackedConv(DarknetConv):
     the packed kernel and, where `FUSED_ACTIVATIONS` lists it, the activation as a post-op; otherwise
     (autograd, autocast, other dtypes or devices, tracing) it is the plain DarknetConv. The kernel is
     packed again whenever the convolution's weight changes (a new tensor or an in-place update; a
-    write through `.data` escapes autograd's version counter, so call `optimize` again after one)."""
+    write through `.data` escapes autograd's version counter, so call `optimize` again after one),
+    and for every input size other than the last one's: oneDNN picks the packed layout by input size,
+    and runs a kernel packed for another size only after reordering it again, on every call."""
 
-    def __init__(self, layer: DarknetConv, input_shape: tuple[int, ...]):
+    def __init__(self, layer: DarknetConv):
         nn.Module.__init__(self)
         self.__dict__.update(layer.__dict__)  # the layer's own modules and state, not copies
-        self._input_size = list(input_shape)
         self._post_op = FUSED_ACTIVATIONS.get(type(self.act))
-        self._packed: tuple[torch.Tensor, int | None, torch.Tensor] | None = None
+        self._packed: tuple[torch.Tensor, int | None, list[int], torch.Tensor] | None = None
 
     def __getstate__(self) -> dict:
         """Copies and pickles leave the packed kernel out (oneDNN's layout has no storage to copy)."""
@@ -112,8 +113,9 @@ class PackedConv(DarknetConv):
         c = self.conv
         post_op, scalars = self._post_op or ("none", [])
         x = x.contiguous(memory_format=torch.channels_last)
+        kernel = self._kernel(list(x.shape))
         out = torch.ops.mkldnn._convolution_pointwise(
-            x, self._kernel(), c.bias, list(c.padding), list(c.stride), list(c.dilation), c.groups, post_op, scalars, ""
+            x, kernel, c.bias, list(c.padding), list(c.stride), list(c.dilation), c.groups, post_op, scalars, ""
         )
         return out if self._post_op is not None else self.act(out)
 
@@ -125,14 +127,19 @@ class PackedConv(DarknetConv):
             return False
         return not torch.compiler.is_compiling() and self.conv.weight.dtype == torch.float32
 
-    def _kernel(self) -> torch.Tensor:
-        """The packed kernel, packed again when the weight is another tensor or was changed in place."""
+    def _kernel(self, input_size: list[int]) -> torch.Tensor:
+        """The kernel packed for `input_size`, packed again for another size, when the weight is another
+        tensor or when it was changed in place."""
         weight = self.conv.weight
         version = None if weight.is_inference() else weight._version  # inference tensors keep no count
-        if self._packed is None or self._packed[0] is not weight or self._packed[1] != version:
-            c = self.conv
-            packed = torch.ops.mkldnn._reorder_convolution_weight(
-                weight.detach(), list(c.padding), list(c.stride), list(c.dilation), c.groups, self._input_size
-            )
-            self._packed = (weight, version, packed)
-        return self._packed[2]
+        packed = self._packed
+        if packed is None or packed[0] is not weight or packed[1] != version or packed[2] != input_size:
+            self._packed = packed = (weight, version, input_size, _pack(self.conv, input_size))
+        return packed[3]
+
+
+def _pack(conv: nn.Conv2d, input_size: list[int]) -> torch.Tensor:
+    """`conv`'s kernel in the blocked layout oneDNN picks for inputs of `input_size` (N, C, H, W)."""
+    return torch.ops.mkldnn._reorder_convolution_weight(
+        conv.weight.detach(), list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups, input_size
+    )

@@ -4,6 +4,7 @@ the input's layout, decoded heads included, and optimising twice changes nothing
 from __future__ import annotations
 
 import copy
+import importlib
 import io
 import platform
 import subprocess
@@ -104,6 +105,22 @@ def test_packed_kernel_follows_the_weights():
         last.weight.zero_()  # in place: the kernel is packed again, so only the bias is left
         out = model(x)
         torch.testing.assert_close(out, torch.nn.functional.leaky_relu(last.bias, 0.1).view(1, -1, 1, 1).expand_as(out))
+
+
+def test_packed_kernel_follows_the_input_size(monkeypatch):
+    """oneDNN picks a packed kernel's layout by input size and reorders one packed for another size on
+    every call, so a convolution packs again when the size changes, and only then."""
+    optimize_module = importlib.import_module("netcfg.optimize")
+    pack, packed_for = optimize_module._pack, []
+    monkeypatch.setattr(optimize_module, "_pack", lambda conv, size: packed_for.append(size) or pack(conv, size))
+    model = netcfg.optimize(_seeded(_conv_cfg("leaky")))
+    sizes = [(1, 20, 24), (1, 20, 24), (2, 36, 28), (2, 36, 28), (1, 20, 24)]
+    with torch.no_grad():
+        for n, h, w in sizes:
+            model(torch.randn(n, 4, h, w))
+    first = [size for size in packed_for if size[1] == 4]  # the first layer's packs (4 input channels)
+    assert first == [[1, 4, 20, 24], [2, 4, 36, 28], [1, 4, 20, 24]]
+    assert len(packed_for) == 3 * len(model.layers)
 
 
 def test_packed_network_trains_copies_and_pickles_as_the_plain_one():
