@@ -88,8 +88,8 @@ class PackedConv(DarknetConv):
     (autograd, autocast, other dtypes or devices, tracing) it is the plain DarknetConv. The kernel is
     packed again whenever the convolution's weight changes (a new tensor or an in-place update; a
     write through `.data` escapes autograd's version counter, so call `optimize` again after one),
-    and for every input size other than the last one's: oneDNN picks the packed layout by input size,
-    and runs a kernel packed for another size only after reordering it again, on every call."""
+    and whenever the input size changes: oneDNN picks the packed layout by input size and, given a
+    kernel packed for another size, reorders it again on every call."""
 
     def __init__(self, layer: DarknetConv):
         nn.Module.__init__(self)
@@ -128,8 +128,8 @@ class PackedConv(DarknetConv):
         return not torch.compiler.is_compiling() and self.conv.weight.dtype == torch.float32
 
     def _kernel(self, input_size: list[int]) -> torch.Tensor:
-        """The kernel packed for `input_size`, packed again for another size, when the weight is another
-        tensor or when it was changed in place."""
+        """The kernel packed for `input_size`; packed anew when the size, the weight tensor or its
+        version (an in-place change) differs from the last packing's."""
         weight = self.conv.weight
         version = None if weight.is_inference() else weight._version  # inference tensors keep no count
         packed = self._packed
