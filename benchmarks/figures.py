@@ -19,6 +19,7 @@ import torch
 from forward import generated_module
 
 import netcfg
+from netcfg.summary import measure_bflops
 
 REPEATS = 5
 #: Untimed calls first: a fresh process's first forwards fault in fresh pages for their activations
@@ -129,6 +130,15 @@ def build_load_forward(cfg: str, weights: str) -> float:
     return once(run)
 
 
+def convolution_floor(cfg: str, side: int = 2048) -> float:
+    """The least time the network's convolutions take on this machine in float32 without fewer
+    operations (Winograd, FFT): their multiply-adds at the rate of a large square `torch.mm`, which
+    a direct convolution does not beat."""
+    flops = sum(measure_bflops(build(cfg))) * 1e9
+    a = torch.randn(side, side)
+    return flops / (2 * side**3 / median_seconds(lambda: torch.mm(a, a)))
+
+
 def deep_cfg(layers: int) -> str:
     """A cfg of `layers` small convolutions, for the per-layer cost of parse + build."""
     return "[net]\nwidth=8\nheight=8\nchannels=4\n" + "[convolutional]\nfilters=4\nsize=1\nactivation=leaky\n" * layers
@@ -143,6 +153,7 @@ FIGURES: dict[str, Callable[[str, str, int, str], float]] = {
     "forward-opencv": lambda c, w, t, o: opencv_forward(c, w, t),
     "forward-over-generated": lambda c, w, t, o: forward_over_generated(c, w),
     "forward-onnxruntime": lambda c, w, t, o: onnxruntime_forward(c, o, t),
+    "convolution-floor": lambda c, w, t, o: convolution_floor(c),
     "build": lambda c, w, t, o: once(lambda: build(c)),
     "build-load": lambda c, w, t, o: once(lambda: build(c, w)),
     "load-opencv": lambda c, w, t, o: once(lambda: __import__("cv2").dnn.readNetFromDarknet(c, w)),

@@ -25,6 +25,8 @@ import netcfg
 HERE = Path(__file__).resolve().parent
 DEFAULT_CFGS = HERE.parent.parent / "shared" / "darknet-cfg"
 FORWARDS = ["forward", "forward-fused", "forward-optimized", "forward-generated", "forward-opencv"]
+#: The convolutions' time at this machine's matrix-multiply rate (`figures.convolution_floor`).
+FLOOR = "convolution-floor"
 #: A figure that is a ratio (eager over generated, interleaved in one process), not a time.
 OVER_GENERATED = "forward-over-generated"
 
@@ -68,7 +70,7 @@ def jobs(cfgs: Path, work: Path, compile_too: bool, size: int) -> list[tuple[str
     for name in ("yolov3-spp", "yolov3-tiny"):
         cfg, weights, onnx_path = cfgs / f"{name}.cfg", work / f"{name}.weights", work / f"{name}.onnx"
         seeded_weights(cfg, weights)
-        figures = FORWARDS + [OVER_GENERATED] + (["forward-compiled"] if compile_too else [])
+        figures = FORWARDS + [OVER_GENERATED, FLOOR] + (["forward-compiled"] if compile_too else [])
         if export_onnx(cfg, weights, onnx_path, size):
             figures.append("forward-onnxruntime")
         figures += ["build", "build-load", "load-opencv", "parse"]
@@ -90,7 +92,7 @@ def ratio(results: dict[str, list[float]], a: str, b: str) -> str:
 def report(results: dict[str, list[float]], peaks: dict[str, list[float]]) -> None:
     """Print every median, then the ratios the performance targets are stated in."""
     for label, values in results.items():
-        if label.endswith(OVER_GENERATED):
+        if label.endswith(OVER_GENERATED) or label.endswith(FLOOR):
             continue
         peak = statistics.median(peaks[label])
         print(f"{label:<44} {statistics.median(values) * 1e3:10.1f} ms   peak {peak:7.0f} MiB")
@@ -106,10 +108,24 @@ def report(results: dict[str, list[float]], peaks: dict[str, list[float]]) -> No
         if f"{name} {OVER_GENERATED}" in results:
             interleaved = statistics.median(results[f"{name} {OVER_GENERATED}"])
             print(f"{name + ' forward / generated, in one process':<44} {interleaved:.3f}× (interleaved calls)")
+        _report_floor(results, name)
         print(f"{name + ' build-load':<44} /opencv load {ratio(results, f'{name} build-load', f'{name} load-opencv')}")
     if "1000 layers parse+build" in results:
         deep = ratio(results, "10000 layers parse+build", "1000 layers parse+build")
         print(f"{'10,000 / 1,000 layers parse+build (10× if linear)':<44} {deep}")
+
+
+def _report_floor(results: dict[str, list[float]], name: str) -> None:
+    """The convolutions' floor on this machine, and each optimised runtime's forward over it."""
+    floor = f"{name} {FLOOR}"
+    if floor not in results:
+        return
+    over = ", ".join(
+        f"{who} {ratio(results, f'{name} forward-{figure}', floor)}"
+        for who, figure in (("optimize()", "optimized"), ("OpenCV", "opencv"), ("ONNX Runtime", "onnxruntime"))
+    )
+    least = statistics.median(results[floor]) * 1e3
+    print(f"{name + ' convolutions at the mm rate':<44} {least:.1f} ms; over it: {over}")
 
 
 def main() -> None:
