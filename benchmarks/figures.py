@@ -131,9 +131,9 @@ def build_load_forward(cfg: str, weights: str) -> float:
 
 
 def convolution_floor(cfg: str, side: int = 2048) -> float:
-    """The least time the network's convolutions take on this machine in float32 without fewer
+    """About the least time the network's convolutions take on this machine in float32 without fewer
     operations (Winograd, FFT): their multiply-adds at the rate of a large square `torch.mm`, which
-    a direct convolution does not beat."""
+    the best direct convolutions reach and pass by a few per cent."""
     flops = sum(measure_bflops(build(cfg))) * 1e9
     a = torch.randn(side, side)
     return flops / (2 * side**3 / median_seconds(lambda: torch.mm(a, a)))
