@@ -92,7 +92,7 @@ def ratio(results: dict[str, list[float]], a: str, b: str) -> str:
 def report(results: dict[str, list[float]], peaks: dict[str, list[float]]) -> None:
     """Print every median, then the ratios the performance targets are stated in."""
     for label, values in results.items():
-        if label.endswith(OVER_GENERATED) or label.endswith(FLOOR):
+        if label.endswith((OVER_GENERATED, FLOOR)):
             continue
         peak = statistics.median(peaks[label])
         print(f"{label:<44} {statistics.median(values) * 1e3:10.1f} ms   peak {peak:7.0f} MiB")
